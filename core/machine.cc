@@ -1,0 +1,162 @@
+#include "core/machine.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <sstream>
+
+namespace reel {
+
+namespace {
+// Upper bound on one CPU slice, so stop requests are seen promptly even
+// when no host or timer event is near. Deterministic: a pure function of the
+// instruction count.
+constexpr u64 kMaxSlice = u64{1} << 22;
+}  // namespace
+
+Machine::Machine(const MachineConfig& config, HostIO& host)
+    : m_config(config),
+      m_host(host),
+      m_clock(config.icount_shift),
+      m_memory(config.ram_bytes),
+      m_cpu(std::make_unique<Cpu>(m_memory, m_ports, m_mmio, m_clock)),
+      m_prng(config.seed) {
+  m_host.attach(&m_clock, [this] { return state_hash(); });
+}
+
+Machine::~Machine() = default;
+
+Device* Machine::find_device(const std::string& name) const {
+  for (const auto& d : m_devices) {
+    if (d->name() == name) return d.get();
+  }
+  return nullptr;
+}
+
+void Machine::set_input_handler(ChannelId channel, std::function<void(std::span<const u8>)> handler) {
+  m_input_handlers[channel] = std::move(handler);
+}
+
+void Machine::deliver_input(ChannelId channel, std::span<const u8> bytes) {
+  auto it = m_input_handlers.find(channel);
+  if (it != m_input_handlers.end()) it->second(bytes);
+}
+
+void Machine::request_exit(RunEnd::Kind kind, int status) {
+  if (m_exit) return;
+  m_exit = true;
+  m_exit_kind = kind;
+  m_exit_status = status;
+  m_cpu->request_exit();
+}
+
+void Machine::reset_devices() {
+  for (auto& d : m_devices) d->reset();
+}
+
+RunEnd Machine::run() {
+  RunEnd end;
+  for (;;) {
+    m_scheduler.run_due(m_clock.now_ns());
+    if (m_boundary_hook) m_boundary_hook();
+    if (m_exit) break;
+    if (m_stop_flag && m_stop_flag->load(std::memory_order_relaxed)) {
+      request_exit(RunEnd::Kind::interrupted, kExitInterrupted);
+      break;
+    }
+    if (!m_host.boundary(*this)) {
+      request_exit(RunEnd::Kind::journal_end, 0);
+      break;
+    }
+    if (m_exit) break;
+
+    const bool ready = !m_cpu->halted() || m_cpu->interrupt_ready();
+    if (!ready) {
+      // Halted with nothing to deliver. With IF clear nothing can ever wake
+      // it (reel has no NMI sources), so the run ends at once.
+      if (!(m_cpu->registers().eflags & (1u << 9))) {
+        request_exit(RunEnd::Kind::stuck, 0);
+        break;
+      }
+      const std::optional<u64> resume = m_host.idle(m_scheduler.next_deadline());
+      if (!resume) {
+        request_exit(RunEnd::Kind::stuck, 0);
+        break;
+      }
+      m_clock.advance_idle_to(*resume);
+      continue;
+    }
+
+    u64 budget = kMaxSlice;
+    if (const std::optional<u64> d = m_scheduler.next_deadline()) {
+      budget = std::min(budget, m_clock.instructions_until(*d));
+    }
+    const u64 stop = m_host.next_stop_icount();
+    if (stop != kNever) budget = std::min(budget, stop > m_clock.icount() ? stop - m_clock.icount() : 0);
+    if (budget == 0) continue;  // a deadline is due now: the loop top runs it
+
+    const CpuStop why = m_cpu->run(budget);
+    if (why == CpuStop::shutdown) {
+      if (!m_shutdown_handler || !m_shutdown_handler()) {
+        request_exit(RunEnd::Kind::shutdown, 0);
+        break;
+      }
+    }
+  }
+  end.kind = m_exit_kind;
+  end.status = m_exit_status;
+  end.icount = m_clock.icount();
+  end.time_ns = m_clock.now_ns();
+  end.state_hash = state_hash();
+  m_host.finish(end);
+  return end;
+}
+
+template <class Archive>
+void Machine::serialize_core(Archive& ar) {
+  ar(cereal::make_nvp("clock", m_clock));
+  ar(cereal::make_nvp("scheduler", m_scheduler));
+  ar(cereal::make_nvp("prng", m_prng));
+  ar(cereal::make_nvp("cpu", *m_cpu));
+}
+
+u64 Machine::state_hash() {
+  std::ostringstream os;
+  {
+    BinaryOut ar(os);
+    serialize_core(ar);
+    for (auto& d : m_devices) d->save_state(ar);
+  }
+  const std::string bytes = os.str();
+  const u64 parts[2] = {XXH3_64bits(bytes.data(), bytes.size()), m_memory.hash()};
+  return XXH3_64bits(parts, sizeof parts);
+}
+
+void Machine::save_state(BinaryOut& ar) {
+  serialize_core(ar);
+  for (auto& d : m_devices) d->save_state(ar);
+  ar(cereal::make_nvp("ram", m_memory));
+}
+
+void Machine::load_state(BinaryIn& ar) {
+  serialize_core(ar);
+  for (auto& d : m_devices) d->load_state(ar);
+  ar(cereal::make_nvp("ram", m_memory));
+}
+
+void Machine::dump_state(std::ostream& out) {
+  JsonOut ar(out);
+  serialize_core(ar);
+  ar.setNextName("devices");
+  ar.startNode();
+  for (auto& d : m_devices) {
+    ar.setNextName(d->name().c_str());
+    ar.startNode();
+    d->dump_state(ar);
+    ar.finishNode();
+  }
+  ar.finishNode();
+  ar(cereal::make_nvp("ram_hash", m_memory.hash()));
+}
+
+}  // namespace reel

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <span>
+#include <vector>
+
+#include "core/cpu/cpu.h"
+#include "core/device.h"
+#include "core/exit_status.h"
+#include "core/guest_memory.h"
+#include "core/host_io.h"
+#include "core/mmio_bus.h"
+#include "core/port_bus.h"
+#include "core/prng.h"
+#include "core/scheduler.h"
+#include "core/virtual_clock.h"
+
+namespace reel {
+
+struct MachineConfig {
+  u32 ram_bytes = 128u << 20;
+  unsigned icount_shift = 0;
+  u64 seed = 0;
+};
+
+// Owns the clock, scheduler, memory, buses, CPU and devices, and runs the
+// main loop. It knows nothing of which devices exist: harness/ builds the PC
+// out of devices/ and netstack/.
+class Machine : public InputSink {
+ public:
+  Machine(const MachineConfig& config, HostIO& host);
+  ~Machine() override;
+
+  const MachineConfig& config() const { return m_config; }
+  VirtualClock& clock() { return m_clock; }
+  Scheduler& scheduler() { return m_scheduler; }
+  GuestMemory& memory() { return m_memory; }
+  PortBus& ports() { return m_ports; }
+  MmioBus& mmio() { return m_mmio; }
+  Cpu& cpu() { return *m_cpu; }
+  HostIO& host() { return m_host; }
+  Prng& prng() { return m_prng; }
+
+  // Devices are serialized, hashed and reset in the order they were added.
+  template <class T, class... Args>
+  T& add_device(Args&&... args) {
+    auto dev = std::make_unique<T>(std::forward<Args>(args)...);
+    T& ref = *dev;
+    m_devices.push_back(std::move(dev));
+    return ref;
+  }
+  const std::vector<std::unique_ptr<Device>>& devices() const { return m_devices; }
+  Device* find_device(const std::string& name) const;
+
+  // Routes a console's input bytes to the device that reads it.
+  void set_input_handler(ChannelId channel, std::function<void(std::span<const u8>)> handler);
+  void deliver_input(ChannelId channel, std::span<const u8> bytes) override;
+
+  // Ends the run after the current instruction (isa-debug-exit, shutdown).
+  void request_exit(RunEnd::Kind kind, int status);
+  // Host-side stop request (Ctrl-C), polled at loop boundaries.
+  void set_stop_flag(const std::atomic<bool>* flag) { m_stop_flag = flag; }
+  // Called when the CPU triple-faults. Returns true to keep running (the
+  // handler reset the machine) or false to end the run.
+  void set_shutdown_handler(std::function<bool()> handler) { m_shutdown_handler = std::move(handler); }
+  // Called at every loop boundary, before the host is consulted (tests,
+  // progress lines, perturbation hooks).
+  void set_boundary_hook(std::function<void()> hook) { m_boundary_hook = std::move(hook); }
+
+  void reset_devices();
+
+  // Runs until the guest exits, shuts down, gets stuck, the host asks to
+  // stop or the journal ends. Calls host().finish().
+  RunEnd run();
+
+  // xxHash3 over the binary archive of all state plus the RAM page hashes.
+  u64 state_hash();
+  void save_state(BinaryOut& ar);
+  void load_state(BinaryIn& ar);
+  // Human-readable state, field paths like "devices.uart.0.lsr".
+  void dump_state(std::ostream& out);
+
+ private:
+  template <class Archive>
+  void serialize_core(Archive& ar);
+
+  MachineConfig m_config;
+  HostIO& m_host;
+  VirtualClock m_clock;
+  Scheduler m_scheduler;
+  GuestMemory m_memory;
+  PortBus m_ports;
+  MmioBus m_mmio;
+  std::unique_ptr<Cpu> m_cpu;
+  Prng m_prng;
+  std::vector<std::unique_ptr<Device>> m_devices;
+  std::map<ChannelId, std::function<void(std::span<const u8>)>> m_input_handlers;
+
+  bool m_exit = false;
+  RunEnd::Kind m_exit_kind = RunEnd::Kind::guest_exit;
+  int m_exit_status = 0;
+  const std::atomic<bool>* m_stop_flag = nullptr;
+  std::function<bool()> m_shutdown_handler;
+  std::function<void()> m_boundary_hook;
+};
+
+}  // namespace reel
