@@ -1,6 +1,50 @@
 #include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
 
-int main() {
-  std::puts("reel: placeholder");
-  return 0;
+#include "core/exit_status.h"
+#include "harness/options.h"
+#include "harness/verbs.h"
+
+namespace {
+
+void print_usage() {
+  std::fputs(
+      "usage: reel VERB [options]\n"
+      "  reel run    MACHINE-OPTIONS              run a guest live\n"
+      "  reel record -o FILE MACHINE-OPTIONS      run and record a journal\n"
+      "  reel replay FILE                         replay a journal, verifying it\n"
+      "  reel info   FILE                         what a journal holds and needs\n"
+      "  reel MACHINE-OPTIONS                     same as 'reel run' (QEMU habit)\n\n",
+      stdout);
+  std::fputs(reel::machine_options_help().c_str(), stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+    print_usage();
+    return args.empty() ? reel::kExitBadInput : reel::kExitOk;
+  }
+  if (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+    std::puts("reel " REEL_VERSION_STRING);
+    return reel::kExitOk;
+  }
+  try {
+    const std::string verb = args[0];
+    if (!verb.empty() && verb[0] == '-') return reel::verb_run(args);
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (verb == "run") return reel::verb_run(rest);
+    if (verb == "record") return reel::verb_record(rest);
+    if (verb == "replay") return reel::verb_replay(rest);
+    if (verb == "info") return reel::verb_info(rest);
+    std::fprintf(stderr, "reel: unknown verb '%s' (expected run, record, replay or info)\n", verb.c_str());
+    return reel::kExitBadInput;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "reel: internal error: %s\n", e.what());
+    return reel::kExitInternal;
+  }
 }

@@ -1,0 +1,291 @@
+#include "harness/options.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace reel {
+
+namespace {
+
+[[noreturn]] void fail(std::string_view option, std::string_view message) {
+  throw OptionError(std::string(option) + ": " + std::string(message));
+}
+
+bool parse_u64(std::string_view text, u64& out) {
+  if (text.empty()) return false;
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    text.remove_prefix(2);
+  }
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+u64 number(std::string_view text, std::string_view option, u64 max) {
+  u64 v = 0;
+  if (!parse_u64(text, v)) fail(option, "expected a number, got '" + std::string(text) + "'");
+  if (v > max) fail(option, "value " + std::string(text) + " is out of range (max " + std::to_string(max) + ")");
+  return v;
+}
+
+bool on_off(std::string_view value, std::string_view option) {
+  if (value == "on" || value == "yes" || value == "true") return true;
+  if (value == "off" || value == "no" || value == "false") return false;
+  fail(option, "expected on or off, got '" + std::string(value) + "'");
+}
+
+SerialOption parse_serial(std::string_view text) {
+  SerialOption s;
+  if (text == "stdio" || text == "mon:stdio") {
+    s.kind = SerialOption::Kind::stdio;
+  } else if (text == "none" || text == "null") {
+    s.kind = SerialOption::Kind::none;
+  } else if (text.substr(0, 5) == "file:" && text.size() > 5) {
+    s.kind = SerialOption::Kind::file;
+    s.path = std::string(text.substr(5));
+  } else {
+    fail("-serial", "expected stdio, file:PATH or none, got '" + std::string(text) + "'");
+  }
+  return s;
+}
+
+void parse_device(std::string_view text, MachineOptions& opts) {
+  const SubOptions subs = parse_suboptions(text);
+  const std::string& driver = subs.empty() ? std::string() : subs[0].second;
+  if (subs.empty() || !subs[0].first.empty()) fail("-device", "expected a device name first");
+  if (driver == "help") {
+    throw OptionError("-device: available devices: isa-debug-exit");
+  }
+  if (driver != "isa-debug-exit") {
+    fail("-device", "unknown device '" + driver + "' (available: isa-debug-exit)");
+  }
+  DebugExitOption d;
+  for (size_t i = 1; i < subs.size(); ++i) {
+    const auto& [key, value] = subs[i];
+    if (key == "iobase") {
+      d.iobase = static_cast<u16>(number(value, "-device isa-debug-exit,iobase", 0xffff));
+    } else if (key == "iosize") {
+      d.iosize = static_cast<u16>(number(value, "-device isa-debug-exit,iosize", 4));
+      if (d.iosize == 0 || (d.iosize & (d.iosize - 1))) fail("-device isa-debug-exit,iosize", "expected 1, 2 or 4");
+    } else {
+      fail("-device isa-debug-exit", "unknown property '" + key + "' (expected iobase or iosize)");
+    }
+  }
+  if (u32{d.iobase} + d.iosize > 0x10000) fail("-device isa-debug-exit", "ports beyond 0xffff");
+  opts.debug_exit = d;
+}
+
+void parse_icount(std::string_view text, MachineOptions& opts) {
+  for (const auto& [key, value] : parse_suboptions(text)) {
+    if (key.empty() || key == "shift") {
+      if (value == "auto") fail("-icount", "shift=auto is not deterministic; give a number 0..10");
+      opts.icount_shift = static_cast<unsigned>(number(value, "-icount shift", 10));
+    } else if (key == "sleep") {
+      opts.icount_sleep = on_off(value, "-icount sleep");
+    } else if (key == "align") {
+      on_off(value, "-icount align");  // accepted for QEMU compatibility; reel never drifts
+    } else {
+      fail("-icount", "unknown property '" + key + "' (expected shift or sleep)");
+    }
+  }
+}
+
+void parse_rtc(std::string_view text, MachineOptions& opts) {
+  for (const auto& [key, value] : parse_suboptions(text)) {
+    if (key == "base") {
+      if (value == "utc" || value == "localtime") {
+        opts.rtc_base_ns.reset();
+      } else {
+        opts.rtc_base_ns = parse_utc_date(value, "-rtc base");
+      }
+    } else if (key == "clock" || key == "driftfix") {
+      // QEMU spellings that have no meaning here: the RTC always follows
+      // virtual time.
+    } else {
+      fail("-rtc", "unknown property '" + key + "' (expected base)");
+    }
+  }
+}
+
+void parse_debug_items(std::string_view text, MachineOptions& opts) {
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    const std::string_view item = text.substr(start, comma - start);
+    if (item == "in_asm") {
+      opts.log_in_asm = true;
+    } else if (item == "help") {
+      throw OptionError("-d: available log items: in_asm");
+    } else {
+      fail("-d", "unknown log item '" + std::string(item) + "' (available: in_asm)");
+    }
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+SubOptions parse_suboptions(std::string_view text) {
+  SubOptions out;
+  std::string current;
+  auto flush = [&] {
+    const size_t eq = current.find('=');
+    if (eq == std::string::npos) {
+      out.emplace_back(std::string(), current);
+    } else {
+      out.emplace_back(current.substr(0, eq), current.substr(eq + 1));
+    }
+    current.clear();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == ',') {
+      if (i + 1 < text.size() && text[i + 1] == ',') {
+        current.push_back(',');
+        ++i;
+        continue;
+      }
+      flush();
+    } else {
+      current.push_back(text[i]);
+    }
+  }
+  flush();
+  return out;
+}
+
+u64 parse_size(std::string_view text, std::string_view option) {
+  if (text.empty()) fail(option, "expected a size such as 128M");
+  u64 scale = u64{1} << 20;
+  const char suffix = text.back();
+  switch (suffix) {
+    case 'k': case 'K': scale = u64{1} << 10; text.remove_suffix(1); break;
+    case 'm': case 'M': scale = u64{1} << 20; text.remove_suffix(1); break;
+    case 'g': case 'G': scale = u64{1} << 30; text.remove_suffix(1); break;
+    case 'b': case 'B': scale = 1; text.remove_suffix(1); break;
+    default: break;
+  }
+  u64 v = 0;
+  if (!parse_u64(text, v)) fail(option, "expected a size such as 128M, got '" + std::string(text) + "'");
+  if (v > (u64{1} << 40) / scale) fail(option, "size too large");
+  return v * scale;
+}
+
+i64 parse_utc_date(std::string_view text, std::string_view option) {
+  unsigned y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  char tail = 0;
+  const std::string str(text);
+  const int n = std::sscanf(str.c_str(), "%4u-%2u-%2uT%2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &s, &tail);
+  if (!(n == 3 || n == 6) || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+      s > 59) {
+    fail(option, "expected YYYY-MM-DDTHH:MM:SS or YYYY-MM-DD, got '" + str + "'");
+  }
+  // Days from the civil date (proleptic Gregorian), integer only.
+  const int yy = static_cast<int>(y) - (mo <= 2 ? 1 : 0);
+  const int era = yy / 400;
+  const unsigned yoe = static_cast<unsigned>(yy - era * 400);
+  const unsigned doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const i64 days = i64{era} * 146097 + doe - 719468;
+  return ((days * 86400) + h * 3600 + mi * 60 + s) * 1000000000LL;
+}
+
+MachineOptions parse_machine_options(const std::vector<std::string>& args) {
+  MachineOptions opts;
+  bool serial_given = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string opt = args[i];
+    if (opt.size() > 2 && opt[0] == '-' && opt[1] == '-') opt.erase(0, 1);  // --kernel == -kernel
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) fail(opt, "missing argument");
+      return args[++i];
+    };
+    if (opt == "-kernel") {
+      opts.kernel = value();
+    } else if (opt == "-append") {
+      opts.append = value();
+    } else if (opt == "-m") {
+      std::string v = value();
+      for (const auto& [key, val] : parse_suboptions(v)) {
+        if (key.empty() || key == "size") {
+          const u64 bytes = parse_size(val, "-m");
+          if (bytes < (u64{2} << 20) || bytes > (u64{3} << 30)) fail("-m", "RAM size must be between 2M and 3G");
+          opts.ram_bytes = static_cast<u32>(bytes);
+        } else {
+          fail("-m", "unknown property '" + key + "' (expected size)");
+        }
+      }
+    } else if (opt == "-serial") {
+      if (!serial_given) opts.serials.clear();
+      serial_given = true;
+      if (opts.serials.size() >= 4) fail("-serial", "at most 4 serial ports");
+      opts.serials.push_back(parse_serial(value()));
+    } else if (opt == "-nographic") {
+      // QEMU routes serial0 to stdio; so does reel by default.
+    } else if (opt == "-display") {
+      const std::string v = value();
+      if (v != "none") fail("-display", "reel has no display; only 'none' is accepted");
+    } else if (opt == "-device") {
+      parse_device(value(), opts);
+    } else if (opt == "-icount") {
+      parse_icount(value(), opts);
+    } else if (opt == "-d") {
+      parse_debug_items(value(), opts);
+    } else if (opt == "-D") {
+      opts.log_file = value();
+    } else if (opt == "-no-reboot") {
+      opts.no_reboot = true;
+    } else if (opt == "-M" || opt == "-machine") {
+      const SubOptions subs = parse_suboptions(value());
+      for (const auto& [key, val] : subs) {
+        if (key.empty() || key == "type") {
+          if (val == "help") throw OptionError("-M: supported machines: pc (default), isapc");
+          if (val != "pc" && val != "isapc") fail("-M", "unknown machine '" + val + "' (supported: pc, isapc)");
+          opts.machine = val;
+        } else {
+          fail("-M", "unknown property '" + key + "'");
+        }
+      }
+    } else if (opt == "-rtc") {
+      parse_rtc(value(), opts);
+    } else if (opt == "-seed") {
+      opts.seed = number(value(), "-seed", ~u64{0});
+    } else if (opt == "-checkpoint-interval") {
+      opts.checkpoint_interval = number(value(), "-checkpoint-interval", u64{1} << 40);
+      if (opts.checkpoint_interval == 0) fail("-checkpoint-interval", "must be at least 1");
+    } else if (opt == "-cpu") {
+      const std::string v = value();
+      if (v != "486" && v != "qemu32" && v != "host") fail("-cpu", "reel emulates a 486; expected 486");
+    } else if (opt == "-net" || opt == "-netdev" || opt == "-nic" || opt == "-gdb" || opt == "-s" || opt == "-S" ||
+               opt == "-monitor" || opt == "-redir" || opt == "-tftp" || opt == "-initrd" || opt == "-bios") {
+      fail(opt, "not supported yet in this build of reel");
+    } else if (!opt.empty() && opt[0] == '-') {
+      fail(opt, "unknown option (see 'reel help')");
+    } else {
+      fail(opt, "unexpected argument (options start with '-')");
+    }
+  }
+  if (!serial_given) opts.serials.push_back(SerialOption{});
+  if (opts.kernel.empty()) throw OptionError("-kernel: a guest kernel is required (reel has no BIOS yet)");
+  return opts;
+}
+
+std::string machine_options_help() {
+  return R"(Machine options (QEMU spellings):
+  -kernel FILE            multiboot ELF kernel to boot
+  -append STRING          kernel command line
+  -m SIZE                 RAM size (default 128M)
+  -M pc|isapc             machine type (default pc)
+  -serial stdio|file:PATH|none   next serial port's backend (default: serial0 on stdio)
+  -device isa-debug-exit[,iobase=0xf4][,iosize=0x04]   guest-controlled exit
+  -icount [shift=]N[,sleep=on|off]  2^N ns of virtual time per instruction (default 0)
+  -rtc base=utc|YYYY-MM-DDTHH:MM:SS  RTC start (default: host date, journaled)
+  -no-reboot              exit instead of rebooting on triple fault
+  -d in_asm [-D FILE]     log each decoded block, disassembled
+  -seed N                 PRNG seed (default: random in record, 0 in run)
+  -checkpoint-interval N  instructions between state-hash checkpoints (record)
+)";
+}
+
+}  // namespace reel

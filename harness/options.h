@@ -1,0 +1,67 @@
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/types.h"
+
+namespace reel {
+
+// A bad option: what() is one line naming the option and what was expected.
+class OptionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// QEMU's "key=value,key=value" sub-option syntax; ",," is a literal comma.
+// The first element may be a bare value ("file:x" in -serial, "isa-debug-exit"
+// in -device), returned with an empty key.
+using SubOptions = std::vector<std::pair<std::string, std::string>>;
+SubOptions parse_suboptions(std::string_view text);
+
+struct SerialOption {
+  enum class Kind : u8 { none, stdio, file };
+  Kind kind = Kind::stdio;
+  std::string path;
+};
+
+struct DebugExitOption {
+  u16 iobase = 0x501;  // QEMU's defaults
+  u16 iosize = 2;
+};
+
+// Everything that defines the machine. Recorded verbatim (as the argument
+// list) in the journal header so `reel replay` needs nothing else.
+struct MachineOptions {
+  std::string machine = "pc";  // pc | isapc
+  std::string kernel;
+  std::string append;
+  u32 ram_bytes = 128u << 20;
+  unsigned icount_shift = 0;
+  bool icount_sleep = true;
+  std::vector<SerialOption> serials;  // serial0 = COM1, serial1 = COM2, ...
+  std::optional<DebugExitOption> debug_exit;
+  bool no_reboot = false;
+  std::optional<i64> rtc_base_ns;  // -rtc base=YYYY-MM-DDTHH:MM:SS
+  std::optional<u64> seed;
+  u64 checkpoint_interval = u64{1} << 24;
+  // Logging (not machine state, but kept so a replay logs the same way).
+  bool log_in_asm = false;
+  std::string log_file;
+};
+
+// Parses the machine options of `run` and `record`. Throws OptionError.
+MachineOptions parse_machine_options(const std::vector<std::string>& args);
+
+// "128", "128M", "1G", "64k" -> bytes (a bare number is MiB as in QEMU).
+u64 parse_size(std::string_view text, std::string_view option);
+// "YYYY-MM-DDTHH:MM:SS" or "YYYY-MM-DD" (UTC) -> ns since the epoch.
+i64 parse_utc_date(std::string_view text, std::string_view option);
+
+std::string machine_options_help();
+
+}  // namespace reel
