@@ -1,13 +1,66 @@
+#include <cinttypes>
 #include <cstdio>
+#include <map>
 
 #include "core/exit_status.h"
+#include "core/host_io.h"
+#include "harness/session.h"
 #include "harness/verbs.h"
+#include "replay/journal.h"
 
 namespace reel {
 
-int verb_info(const std::vector<std::string>&) {
-  std::fputs("reel info: not built yet\n", stderr);
-  return kExitInternal;
+int verb_info(const std::vector<std::string>& args) {
+  if (args.size() != 1 || (!args[0].empty() && args[0][0] == '-')) {
+    std::fputs("reel: info: usage: reel info FILE\n", stderr);
+    return kExitBadInput;
+  }
+  const std::string& path = args[0];
+  try {
+    JournalReader::Options options;
+    options.allow_truncated = true;  // info describes whatever is readable
+    const JournalReader j = JournalReader::open(path, options);
+    const JournalHeader& h = j.header();
+    std::printf("journal:        %s (%" PRIu64 " bytes, format version %u)\n", path.c_str(), j.file_size(),
+                j.format_version());
+    std::printf("recorded by:    reel %s\n", h.reel_version.c_str());
+    std::printf("configuration:");
+    for (const auto& a : h.argv) std::printf(" %s", a.c_str());
+    std::printf("\nworking dir:    %s\n", h.cwd.c_str());
+    std::printf("seed:           0x%016" PRIx64 "\n", h.seed);
+    std::printf("checkpoints:    every %" PRIu64 " instructions\n", h.checkpoint_interval);
+    std::printf("input files:    %zu\n", h.inputs.size());
+    for (const auto& in : h.inputs) {
+      std::printf("  %s  %" PRIu64 " bytes  xxh3 %016" PRIx64 "%s\n", in.path.c_str(), in.size, in.hash,
+                  in.embedded ? "  (embedded)" : "  (needed at replay)");
+    }
+    std::map<std::string, u64> counts;
+    u64 input_bytes = 0;
+    for (const auto& e : j.events()) {
+      ++counts[event_kind_name(e.kind)];
+      if (e.kind == EventKind::console_input && e.payload.size() >= 4) input_bytes += e.payload.size() - 4;
+    }
+    std::printf("events:         %zu\n", j.events().size());
+    for (const auto& [kind, n] : counts) std::printf("  %-16s %" PRIu64 "\n", kind.c_str(), n);
+    if (input_bytes) std::printf("console input:  %" PRIu64 " bytes\n", input_bytes);
+    if (j.has_end()) {
+      const EndRecord end = decode_end(j.events().back(), path);
+      RunEnd re;
+      re.kind = static_cast<RunEnd::Kind>(end.kind);
+      re.status = end.status;
+      re.icount = end.icount;
+      re.time_ns = end.time_ns;
+      re.state_hash = end.state_hash;
+      std::printf("end:            %s\n", describe_end(re).c_str());
+    } else {
+      std::printf("end:            none (the recording was cut short%s)\n",
+                  j.truncated() ? "; the last chunk is torn" : "");
+    }
+    return kExitOk;
+  } catch (const JournalError& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+    return kExitBadInput;
+  }
 }
 
 }  // namespace reel

@@ -1,13 +1,59 @@
+#include <unistd.h>
+
+#include <climits>
 #include <cstdio>
 
 #include "core/exit_status.h"
+#include "harness/pc_board.h"
+#include "harness/session.h"
 #include "harness/verbs.h"
+#include "replay/journal.h"
+#include "replay/recording_host_io.h"
 
 namespace reel {
 
-int verb_record(const std::vector<std::string>&) {
-  std::fputs("reel record: not built yet\n", stderr);
-  return kExitInternal;
+int verb_record(const std::vector<std::string>& args_in) {
+  std::string out_path;
+  std::vector<std::string> args;
+  for (size_t i = 0; i < args_in.size(); ++i) {
+    if (args_in[i] == "-o" || args_in[i] == "--output") {
+      if (i + 1 >= args_in.size()) {
+        std::fputs("reel: -o: missing argument (the journal file to write)\n", stderr);
+        return kExitBadInput;
+      }
+      out_path = args_in[++i];
+    } else {
+      args.push_back(args_in[i]);
+    }
+  }
+  if (out_path.empty()) {
+    std::fputs("reel: record: -o FILE is required (the journal to write)\n", stderr);
+    return kExitBadInput;
+  }
+  try {
+    MachineOptions opts = parse_machine_options(args);
+    const u64 seed = opts.seed.value_or(random_seed());
+    JournalHeader header;
+    header.argv = args;
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd)) header.cwd = cwd;
+    header.seed = seed;
+    header.checkpoint_interval = opts.checkpoint_interval;
+    RecordingHostIO host(out_path, header, RecordingHostIO::Options{.pacing = opts.icount_sleep});
+    PcBoard board(opts, host, seed);
+    const RunEnd end = board.run(install_stop_signals());
+    std::fprintf(stderr, "reel: recorded %s\nreel: end %s\n", out_path.c_str(), describe_end(end).c_str());
+    return end.status;
+  } catch (const OptionError& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const BadInput& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const HostError& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const JournalError& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  }
+  return kExitBadInput;
 }
 
 }  // namespace reel

@@ -1,13 +1,38 @@
 #include <cstdio>
 
 #include "core/exit_status.h"
+#include "harness/pc_board.h"
+#include "harness/session.h"
 #include "harness/verbs.h"
+#include "replay/live_host_io.h"
 
 namespace reel {
 
-int verb_run(const std::vector<std::string>&) {
-  std::fputs("reel run: not built yet\n", stderr);
-  return kExitInternal;
+int verb_run(const std::vector<std::string>& args_in) {
+  std::vector<std::string> args;
+  bool summary = false;
+  for (const auto& a : args_in) {
+    if (a == "-summary" || a == "--summary") {
+      summary = true;
+    } else {
+      args.push_back(a);
+    }
+  }
+  try {
+    const MachineOptions opts = parse_machine_options(args);
+    LiveHostIO host(LiveHostIO::Options{.pacing = opts.icount_sleep});
+    PcBoard board(opts, host, opts.seed.value_or(0));
+    const RunEnd end = board.run(install_stop_signals());
+    if (summary) std::fprintf(stderr, "reel: end %s\n", describe_end(end).c_str());
+    return end.status;
+  } catch (const OptionError& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const BadInput& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const HostError& e) {
+    std::fprintf(stderr, "reel: %s\n", e.what());
+  }
+  return kExitBadInput;
 }
 
 }  // namespace reel

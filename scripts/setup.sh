@@ -9,7 +9,7 @@ packages=(
   libcapstone-dev libxxhash-dev libcereal-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   qemu-system-x86                    # oracle: the same guest ELF under QEMU
-  gdb
+  gdb bc
 )
 
 missing=()

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "replay/journal.h"
+#include "replay/live_host_io.h"
+
+namespace reel {
+
+// Replay disagreed with the journal: what() names the instruction count,
+// what the journal expected and what the machine did.
+class ReplayDivergence : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An input file of the recording is missing or differs: one line naming it.
+class InputFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Answers every request from the journal at the instruction count where it
+// was recorded, and performs no host I/O except writing console output so a
+// replay shows what the recording showed. Input files named in the header
+// are read from disk and their hashes checked (or taken from the journal
+// when embedded).
+class ReplayingHostIO : public HostIO {
+ public:
+  ReplayingHostIO(const JournalReader& journal, std::string journal_name);
+  ~ReplayingHostIO() override;
+
+  void attach(const VirtualClock* clock, std::function<u64()> state_hasher) override;
+  i64 host_time_ns() override;
+  HostFile read_file(const std::string& path) override;
+  ChannelId open_console(const ConsoleSpec& spec) override;
+  void console_write(ChannelId channel, std::span<const u8> bytes) override;
+  u64 next_stop_icount() override;
+  bool boundary(InputSink& sink) override;
+  std::optional<u64> idle(std::optional<u64> deadline_ns) override;
+  void finish(const RunEnd& end) override;
+
+  u64 events_consumed() const { return m_next; }
+  u64 checkpoints_verified() const { return m_checkpoints; }
+  // The recorded end, once finish() has checked it (absent for a journal
+  // of an interrupted recording that was cut short).
+  const std::optional<EndRecord>& recorded_end() const { return m_recorded_end; }
+
+ private:
+  const JournalEvent* head() const;
+  const JournalEvent& expect(EventKind kind, const char* request);
+  [[noreturn]] void diverge(const std::string& what) const;
+  std::string describe(const JournalEvent& e) const;
+  HostFile load_input(const std::string& path, u64 size, u64 hash, const std::vector<u8>* embedded);
+  void check_digest(const JournalEvent& e);
+
+  const JournalReader& m_journal;
+  std::string m_name;
+  const VirtualClock* m_clock = nullptr;
+  std::function<u64()> m_hasher;
+  LiveHostIO m_output;  // console output only; never polled
+  size_t m_next = 0;
+  size_t m_next_input = 0;
+  u64 m_checkpoints = 0;
+  std::optional<EndRecord> m_recorded_end;
+};
+
+}  // namespace reel

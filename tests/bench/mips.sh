@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Guest MIPS of the compute guest under `reel run` and `reel record`, side by
+# side with qemu-system-i386 -icount shift=0 on the same ELF, plus start-up
+# time. Usage: tests/bench/mips.sh [BUILD_DIR] [ITERATIONS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build/release}
+iterations=${2:-20}
+reel="$build/reel"
+elf="$build/guests/compute.elf"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+common=(-kernel "$elf" -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 -append "iterations=$iterations")
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc -l; }
+
+t0=$(now)
+"$reel" run -summary "${common[@]}" >"$tmp/run.out" 2>"$tmp/run.err" || true
+t1=$(now)
+icount=$(grep -o 'icount=[0-9]*' "$tmp/run.err" | tail -1 | cut -d= -f2)
+run_s=$(elapsed "$t0" "$t1")
+
+t0=$(now)
+"$reel" record -o "$tmp/c.reel" "${common[@]}" >"$tmp/rec.out" 2>"$tmp/rec.err" || true
+t1=$(now)
+rec_s=$(elapsed "$t0" "$t1")
+
+t0=$(now)
+"$reel" run -kernel "$build/guests/hello.elf" -serial none -device isa-debug-exit,iobase=0xf4,iosize=0x04 >/dev/null 2>&1 || true
+t1=$(now)
+start_ms=$(echo "($t1 - $t0) * 1000" | bc -l)
+
+printf 'guest instructions:     %s\n' "$icount"
+printf 'reel run:               %.3f s  %.0f MIPS\n' "$run_s" "$(echo "$icount / $run_s / 1000000" | bc -l)"
+printf 'reel record:            %.3f s  %.0f MIPS  (record/run %.3f)\n' "$rec_s" \
+  "$(echo "$icount / $rec_s / 1000000" | bc -l)" "$(echo "$rec_s / $run_s" | bc -l)"
+printf 'reel start-up (hello):  %.1f ms\n' "$start_ms"
+
+if command -v qemu-system-i386 >/dev/null; then
+  t0=$(now)
+  timeout 600 qemu-system-i386 -icount shift=0 -display none -no-reboot "${common[@]}" >"$tmp/qemu.out" 2>&1 || true
+  t1=$(now)
+  q_s=$(elapsed "$t0" "$t1")
+  printf 'qemu -icount shift=0:   %.3f s  %.0f MIPS\n' "$q_s" "$(echo "$icount / $q_s / 1000000" | bc -l)"
+  printf 'wall-time ratio reel/qemu: %.2f\n' "$(echo "$run_s / $q_s" | bc -l)"
+  if ! cmp -s "$tmp/run.out" "$tmp/qemu.out"; then echo "note: console output differs from QEMU's"; fi
+else
+  echo "qemu-system-i386 not installed: no comparison"
+fi
