@@ -1,11 +1,14 @@
 #pragma once
 
-// PUBLIC API CONTRACT (used by core/machine, harness and tests). The CPU
-// helper owns everything private and may add files under core/cpu/, but
-// keeps these public declarations working.
+// The x86 CPU: an interpreter for the 486's integer instruction set in real
+// and 32-bit protected mode (no paging yet, no x87: a 486SX without a
+// coprocessor). Instructions are decoded from guest memory each time they
+// execute, so self-modifying code needs no special care.
 
+#include <array>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "core/interrupts.h"
 #include "core/state_archive.h"
@@ -105,17 +108,113 @@ class Cpu : public IntrListener {
   // Serialize architectural state (not caches) with named fields.
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(cereal::make_nvp("placeholder", m_exit_requested));
+    materialize_flags();
+    ar(cereal::make_nvp("eax", m_gpr[0]), cereal::make_nvp("ecx", m_gpr[1]), cereal::make_nvp("edx", m_gpr[2]),
+       cereal::make_nvp("ebx", m_gpr[3]), cereal::make_nvp("esp", m_gpr[4]), cereal::make_nvp("ebp", m_gpr[5]),
+       cereal::make_nvp("esi", m_gpr[6]), cereal::make_nvp("edi", m_gpr[7]), REEL_FIELD(m_eip), REEL_FIELD(m_eflags));
+    ar(cereal::make_nvp("es", m_seg[0]), cereal::make_nvp("cs", m_seg[1]), cereal::make_nvp("ss", m_seg[2]),
+       cereal::make_nvp("ds", m_seg[3]), cereal::make_nvp("fs", m_seg[4]), cereal::make_nvp("gs", m_seg[5]));
+    ar(REEL_FIELD(m_gdtr), REEL_FIELD(m_idtr), REEL_FIELD(m_ldtr), REEL_FIELD(m_tr), REEL_FIELD(m_cr0),
+       REEL_FIELD(m_cr2), REEL_FIELD(m_cr3), REEL_FIELD(m_cr4), cereal::make_nvp("dr", m_dr), REEL_FIELD(m_cpl),
+       REEL_FIELD(m_halted), REEL_FIELD(m_inhibit), REEL_FIELD(m_intr_line), REEL_FIELD(m_exceptions));
   }
 
+  // Guest exceptions delivered, by vector (statistics, part of state).
+  const std::array<u64, 32>& exceptions() const { return m_exceptions; }
+
  private:
+  friend class CpuExecutor;  // core/cpu/cpu_exec.cc: decode and execute
+  struct Fault {
+    u8 vector;
+    bool has_error;
+    u32 error;
+  };
+
+  // Flags are computed lazily from the last arithmetic result.
+  enum class LazyOp : u8 { none, add, adc, sub, sbb, logic, inc, dec };
+  void materialize_flags() const;
+  u32 flags() const {
+    if (m_lazy_op != LazyOp::none) materialize_flags();
+    return m_eflags;
+  }
+  void set_lazy(LazyOp op, unsigned size, u32 a, u32 b, u32 res) {
+    m_lazy_op = op;
+    m_lazy_size = static_cast<u8>(size);
+    m_lazy_a = a;
+    m_lazy_b = b;
+    m_lazy_res = res;
+  }
+  void write_flags(u32 value, u32 mask);
+
+  // Memory and segments.
+  [[noreturn]] void fault(u8 vector, u32 error = 0, bool has_error = true);
+  [[noreturn]] void fault_noerr(u8 vector) { fault(vector, 0, false); }
+  u32 seg_linear(int seg, u32 offset, unsigned size, bool write);
+  u32 read_phys(u32 addr, unsigned size);
+  void write_phys(u32 addr, unsigned size, u32 value);
+  u32 read_lin(u32 lin, unsigned size);
+  void write_lin(u32 lin, unsigned size, u32 value);
+  u32 read_mem(int seg, u32 off, unsigned size) { return read_lin(seg_linear(seg, off, size, false), size); }
+  void write_mem(int seg, u32 off, unsigned size, u32 value) {
+    write_lin(seg_linear(seg, off, size, true), size, value);
+  }
+  u64 read_descriptor(u16 selector, bool ext_error = false);
+  void write_descriptor_accessed(u16 selector, u64 desc);
+  void load_segment(int seg, u16 selector);
+  void load_segment_real(int seg, u16 selector);
+  void set_seg_from_desc(int seg, u16 selector, u64 desc);
+  bool protected_mode() const { return m_cr0 & 1; }
+  bool v86() const { return false; }
+
+  // Stack.
+  bool stack32() const { return m_seg[2].attrs & 0x4000; }
+  void push(u32 value, unsigned size);
+  u32 pop(unsigned size);
+
+  // Interrupts and exceptions.
+  void deliver(u8 vector, bool software, bool has_error, u32 error, u32 return_eip);
+  void deliver_fault(const Fault& f);
+  void far_jump(u16 selector, u32 offset, bool call, unsigned op_size, u32 return_eip);
+  void far_return(unsigned op_size, u16 pop_extra);
+  void iret(unsigned op_size);
+  void check_io(u16 port, unsigned size);
+
+  void step();
+  void note_block(u32 start, u32 end, bool ends_block);
+
   GuestMemory& m_memory;
   PortBus& m_ports;
   MmioBus& m_mmio;
   VirtualClock& m_clock;
   InterruptController* m_pic = nullptr;
   bool m_exit_requested = false;
-  // ... the helper adds the rest
+
+  u32 m_gpr[8] = {};
+  u32 m_eip = 0;
+  mutable u32 m_eflags = 2;
+  mutable LazyOp m_lazy_op = LazyOp::none;
+  u8 m_lazy_size = 4;
+  u32 m_lazy_a = 0, m_lazy_b = 0, m_lazy_res = 0;
+  bool m_lazy_cf = false;  // carry kept across INC/DEC
+  SegmentCache m_seg[6];
+  DescriptorTableReg m_gdtr, m_idtr;
+  SegmentCache m_ldtr, m_tr;
+  u32 m_cr0 = 0x10, m_cr2 = 0, m_cr3 = 0, m_cr4 = 0;
+  std::array<u32, 8> m_dr{0, 0, 0, 0, 0xffff0ff0, 0x400, 0xffff0ff0, 0x400};
+  u8 m_cpl = 0;
+  bool m_halted = false;
+  bool m_inhibit = false;
+  bool m_intr_line = false;
+  std::array<u64, 32> m_exceptions{};
+
+  u32 m_insn_start = 0;  // EIP of the instruction being executed
+  int m_delivering = -1;  // vector being delivered, for double-fault rules
+
+  BlockHook m_block_hook;
+  u32 m_block_start = 0;
+  bool m_block_open = false;
+  std::vector<u8> m_block_bytes;
+  std::vector<u32> m_logged_blocks;  // sorted
 };
 
 }  // namespace reel
