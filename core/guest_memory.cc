@@ -4,16 +4,20 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace reel {
 
 GuestMemory::GuestMemory(u32 bytes) {
   const u32 pages = static_cast<u32>((u64{bytes} + kPageSize - 1) >> kPageShift);
   m_size = pages << kPageShift;
-  m_bytes.assign(m_size, 0);
-  m_flags.assign(pages, 0);
-  m_page_hash.assign(pages, 0);
-  for (u32 p = kVgaHoleStart >> kPageShift; p < (kVgaHoleEnd >> kPageShift) && p < pages; ++p) m_flags[p] = kMmio;
+  m_bytes.reset(static_cast<u8*>(std::calloc(m_size, 1)));
+  if (!m_bytes) throw std::bad_alloc();
+  // Every page starts zero and clean: its hash is the zero page's.
+  const std::vector<u8> zero(kPageSize, 0);
+  m_page_hash.assign(pages, XXH3_64bits(zero.data(), zero.size()));
+  m_flags.assign(pages, kHashClean);
+  for (u32 p = kVgaHoleStart >> kPageShift; p < (kVgaHoleEnd >> kPageShift) && p < pages; ++p) m_flags[p] |= kMmio;
 }
 
 bool GuestMemory::is_ram(u64 addr, u64 len) const {
@@ -41,13 +45,13 @@ bool GuestMemory::write(u32 addr, std::span<const u8> bytes) {
   if (!is_ram(addr, bytes.size())) return false;
   if (bytes.empty()) return true;
   note_write(addr, static_cast<u32>(bytes.size()));
-  std::memcpy(m_bytes.data() + addr, bytes.data(), bytes.size());
+  std::memcpy(m_bytes.get() + addr, bytes.data(), bytes.size());
   return true;
 }
 
 bool GuestMemory::read(u32 addr, std::span<u8> bytes) const {
   if (!is_ram(addr, bytes.size())) return false;
-  if (!bytes.empty()) std::memcpy(bytes.data(), m_bytes.data() + addr, bytes.size());
+  if (!bytes.empty()) std::memcpy(bytes.data(), m_bytes.get() + addr, bytes.size());
   return true;
 }
 
@@ -55,7 +59,7 @@ bool GuestMemory::fill(u32 addr, u8 value, u32 len) {
   if (!is_ram(addr, len)) return false;
   if (len == 0) return true;
   note_write(addr, len);
-  std::memset(m_bytes.data() + addr, value, len);
+  std::memset(m_bytes.get() + addr, value, len);
   return true;
 }
 
@@ -72,7 +76,7 @@ void GuestMemory::mark_all_dirty() {
 u64 GuestMemory::hash() {
   for (u32 p = 0; p < m_flags.size(); ++p) {
     if (m_flags[p] & kHashClean) continue;
-    m_page_hash[p] = XXH3_64bits(m_bytes.data() + (size_t{p} << kPageShift), kPageSize);
+    m_page_hash[p] = XXH3_64bits(m_bytes.get() + (size_t{p} << kPageShift), kPageSize);
     m_flags[p] |= kHashClean;
   }
   return XXH3_64bits(m_page_hash.data(), m_page_hash.size() * sizeof(u64));

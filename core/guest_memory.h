@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -33,8 +35,8 @@ class GuestMemory {
   explicit GuestMemory(u32 bytes);
 
   u32 size() const { return m_size; }
-  u8* data() { return m_bytes.data(); }
-  const u8* data() const { return m_bytes.data(); }
+  u8* data() { return m_bytes.get(); }
+  const u8* data() const { return m_bytes.get(); }
   u8* page_flags() { return m_flags.data(); }
   u32 page_count() const { return static_cast<u32>(m_flags.size()); }
 
@@ -60,14 +62,19 @@ class GuestMemory {
   template <class Archive>
   void serialize(Archive& ar) {
     ar(REEL_FIELD(m_size));
-    ar(cereal::make_nvp("bytes", cereal::binary_data(m_bytes.data(), m_bytes.size())));
+    ar(cereal::make_nvp("bytes", cereal::binary_data(m_bytes.get(), m_size)));
     if constexpr (Archive::is_loading::value) mark_all_dirty();
   }
   void mark_all_dirty();
 
  private:
   u32 m_size;
-  std::vector<u8> m_bytes;
+  // calloc'd: the host hands out zero pages lazily, so a large -m costs
+  // nothing until the guest touches it.
+  struct FreeDeleter {
+    void operator()(u8* p) const { std::free(p); }
+  };
+  std::unique_ptr<u8[], FreeDeleter> m_bytes;
   std::vector<u8> m_flags;
   std::vector<u64> m_page_hash;
   std::function<void(u32)> m_code_listener;

@@ -228,6 +228,7 @@ JournalReader JournalReader::parse(std::span<const u8> bytes, const std::string&
     }
     const u8* h = bytes.data() + pos;
     if (load_u32(h) != kChunkMagic) throw JournalError(at(name, pos, "bad chunk magic"));
+    if (load_u32(h + 12) != 0) throw JournalError(at(name, pos + 12, "bad chunk header (reserved field set)"));
     const u32 type = load_u32(h + 4);
     const u32 length = load_u32(h + 8);
     const u64 hash = load_u64(h + 16);
