@@ -177,7 +177,7 @@ i64 parse_utc_date(std::string_view text, std::string_view option) {
   char tail = 0;
   const std::string str(text);
   const int n = std::sscanf(str.c_str(), "%4u-%2u-%2uT%2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &s, &tail);
-  if (!(n == 3 || n == 6) || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+  if (!(n == 3 || n == 6) || y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
       s > 59) {
     fail(option, "expected YYYY-MM-DDTHH:MM:SS or YYYY-MM-DD, got '" + str + "'");
   }

@@ -44,7 +44,7 @@ for fuzzer in "$out"/fuzz/tests/fuzz/*_fuzz; do
   corpus="$out/fuzz/corpus/$name"
   mkdir -p "$corpus"
   [ -d "tests/fuzz/corpus/$name" ] && cp -n tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
-  if "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=0 \
+  if "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$out/fuzz/$name-" \
       "$corpus" >"$out/fuzz/$name.log" 2>&1; then
     echo "fuzz $name: ok (${fuzz_seconds}s)"
     fuzz_pass=$((fuzz_pass + 1))

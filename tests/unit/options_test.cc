@@ -76,3 +76,14 @@ TEST(Options, ErrorsNameTheOption) {
 
 }  // namespace
 }  // namespace reel
+
+namespace reel {
+namespace {
+
+// Found by option_parser_fuzz: a far-future date overflowed the ns count.
+TEST(Options, RtcBaseYearOutOfRange) {
+  EXPECT_NE(error_of({"-kernel", "g", "-rtc", "base=6264-01-02T03:04:05"}).find("-rtc base"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace reel
