@@ -38,6 +38,8 @@ class CpuExecutor {
   int seg_ovr = -1;
   u8 rep = 0;
   u32 fetch_end = 0;        // EIP just past the last byte fetched
+  const u8* code_ptr = nullptr;  // host bytes at code_eip, when the fast path applies
+  u32 code_eip = 0;
   bool ends_block = false;  // a control transfer (for -d in_asm blocks)
   // ModRM
   u8 mod = 0, reg = 0, rm = 0;
@@ -71,6 +73,12 @@ class CpuExecutor {
 
   // ---- fetch
   u8 f8() {
+    if (code_ptr) {
+      // The whole 15-byte window is in one RAM page and inside CS's limit.
+      ++eip;
+      fetch_end = eip;
+      return code_ptr[eip - 1 - code_eip];
+    }
     const SegmentCache& cs = c.m_seg[CS];
     if (eip > cs.limit) c.fault(13, 0);
     const u32 lin = cs.base + eip;
@@ -1062,6 +1070,18 @@ void CpuExecutor::exec_0f() {
 
 void CpuExecutor::run_one() {
   eip = c.m_eip;
+  {
+    // Fetch straight from RAM when the longest possible instruction fits
+    // in one page of plain RAM and inside the code segment.
+    const SegmentCache& cs = c.m_seg[CS];
+    const u32 lin = cs.base + eip;
+    const u32 page = lin >> GuestMemory::kPageShift;
+    if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - 15 && u64{lin} + 15 <= c.m_memory.size() &&
+        !(c.m_memory.page_flags()[page] & GuestMemory::kMmio) && eip <= cs.limit && cs.limit - eip >= 14) {
+      code_ptr = c.m_memory.data() + lin;
+      code_eip = eip;
+    }
+  }
   const bool code32 = c.m_seg[CS].attrs & 0x4000;
   op32 = addr32 = code32;
   u8 op;
