@@ -184,6 +184,12 @@ void Cpu::fault(u8 vector, u32 error, bool has_error) { throw Fault{vector, has_
 
 u32 Cpu::seg_linear(int seg, u32 offset, unsigned size, bool write) {
   const SegmentCache& s = m_seg[seg];
+  if (s.limit == 0xffffffffu && offset <= 0xffffffffu - (size - 1) && protected_mode()) {
+    // Flat 4 GiB segments, the common case: present expand-up data
+    // (writable for writes) or readable code.
+    const u16 a = s.attrs;
+    if (write ? (a & 0x9e) == 0x92 : ((a & 0x9c) == 0x90 || (a & 0x9a) == 0x9a)) return s.base + offset;
+  }
   if (!protected_mode()) {
     // Real mode still honours the cached limit (64 KiB unless unreal).
     if (offset > s.limit || s.limit - offset < size - 1) fault(seg == 2 ? 12 : 13, 0);

@@ -226,6 +226,28 @@ class CpuExecutor {
     return r;
   }
   bool cond(unsigned cc) const {
+    if (c.m_lazy_op == LazyOp::sub || c.m_lazy_op == LazyOp::logic) {
+      // After CMP/SUB or TEST/AND, evaluate straight from the operands
+      // without materialising EFLAGS.
+      const unsigned size = c.m_lazy_size;
+      const u32 m = size_mask(size), sign = sign_bit(size);
+      const u32 a = c.m_lazy_a & m, b = c.m_lazy_b & m, res = c.m_lazy_res & m;
+      const bool sub = c.m_lazy_op == LazyOp::sub;
+      const bool cf = sub && a < b, zf = res == 0, sf = res & sign;
+      const bool of = sub && ((a ^ b) & (a ^ res) & sign);
+      bool r = false;
+      switch (cc >> 1) {
+        case 0: r = of; break;
+        case 1: r = cf; break;
+        case 2: r = zf; break;
+        case 3: r = cf || zf; break;
+        case 4: r = sf; break;
+        case 5: r = parity(res); break;
+        case 6: r = sf != of; break;
+        case 7: r = zf || (sf != of); break;
+      }
+      return (cc & 1) ? !r : r;
+    }
     const u32 f = flags();
     bool r = false;
     switch (cc >> 1) {

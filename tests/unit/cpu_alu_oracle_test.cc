@@ -78,6 +78,11 @@ HOST_OP(h_bswap32, "bswapl %%eax")
 HOST_OP(h_movsx8, "movsbl %%cl, %%eax")
 HOST_OP(h_movzx16, "movzwl %%cx, %%eax")
 HOST_OP(h_cdq, "cltd")
+#define SETCC(cc) HOST_OP(h_set##cc, "cmpl %%ecx, %%eax\n\tset" #cc " %%dl")
+#define TESTCC(cc) HOST_OP(h_tset##cc, "testl %%ecx, %%eax\n\tset" #cc " %%dl")
+SETCC(o) SETCC(no) SETCC(b) SETCC(ae) SETCC(e) SETCC(ne) SETCC(be) SETCC(a)
+SETCC(s) SETCC(ns) SETCC(p) SETCC(np) SETCC(l) SETCC(ge) SETCC(le) SETCC(g)
+TESTCC(e) TESTCC(s) TESTCC(p) TESTCC(le) TESTCC(g)
 
 struct Case {
   const char* name;
@@ -139,6 +144,17 @@ std::vector<Case> cases() {
   v.push_back({"movsx", {0x0f, 0xbe, 0xc1}, h_movsx8, 4, Case::unchanged});
   v.push_back({"movzx", {0x0f, 0xb7, 0xc1}, h_movzx16, 4, Case::unchanged});
   v.push_back({"cdq", {0x99}, h_cdq, 4, Case::unchanged});
+  // Conditions straight after CMP and TEST (reel evaluates them from the
+  // lazy operands), each followed by SETcc DL.
+  const HostFn setcc[16] = {h_seto, h_setno, h_setb, h_setae, h_sete, h_setne, h_setbe, h_seta,
+                            h_sets, h_setns, h_setp, h_setnp, h_setl, h_setge, h_setle, h_setg};
+  for (u8 cc = 0; cc < 16; ++cc) {
+    v.push_back({"cmp+setcc", {0x39, 0xc8, 0x0f, static_cast<u8>(0x90 + cc), 0xc2}, setcc[cc], 4, Case::arith});
+  }
+  const std::pair<u8, HostFn> testcc[] = {{4, h_tsete}, {8, h_tsets}, {10, h_tsetp}, {14, h_tsetle}, {15, h_tsetg}};
+  for (const auto& [cc, fn] : testcc) {
+    v.push_back({"test+setcc", {0x85, 0xc8, 0x0f, static_cast<u8>(0x90 + cc), 0xc2}, fn, 4, Case::logic});
+  }
   return v;
 }
 
