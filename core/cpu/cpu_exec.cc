@@ -37,6 +37,7 @@ class CpuExecutor {
   bool op32 = false, addr32 = false;
   int seg_ovr = -1;
   u8 rep = 0;
+  bool lock = false;
   u32 fetch_end = 0;        // EIP just past the last byte fetched
   const u8* code_ptr = nullptr;  // host bytes at code_eip, when the fast path applies
   u32 code_eip = 0;
@@ -426,6 +427,39 @@ class CpuExecutor {
     eip = c.m_eip;
   }
   void bcd_adjust(u8 op);
+  // LOCK is only valid on read-modify-write instructions with a memory
+  // destination; anything else is #UD. Peeks at the ModRM without
+  // consuming it.
+  void check_lock(u8 op) {
+    const u32 save = eip, save_end = fetch_end;
+    bool ok = false;
+    u8 op2 = 0;
+    if (op == 0x0f) op2 = f8();
+    const bool has_modrm = op == 0x0f || (op < 0x40 && (op & 7) < 4) || (op >= 0x80 && op <= 0x83) ||
+                           op == 0x86 || op == 0x87 || op == 0xf6 || op == 0xf7 || op == 0xfe || op == 0xff;
+    if (has_modrm) {
+      const u8 m = f8();
+      const bool memory = (m >> 6) != 3;
+      const unsigned r = (m >> 3) & 7;
+      if (op == 0x0f) {
+        ok = memory && (op2 == 0xab || op2 == 0xb3 || op2 == 0xbb || op2 == 0xb0 || op2 == 0xb1 || op2 == 0xc0 ||
+                        op2 == 0xc1 || (op2 == 0xba && r >= 5) || (op2 == 0xc7 && r == 1));
+      } else if (op < 0x40) {
+        ok = memory && (op & 7) < 2 && (op >> 3) != 7;  // ALU with memory destination, not CMP
+      } else if (op >= 0x80 && op <= 0x83) {
+        ok = memory && r != 7;
+      } else if (op == 0x86 || op == 0x87) {
+        ok = memory;
+      } else if (op == 0xf6 || op == 0xf7) {
+        ok = memory && (r == 2 || r == 3);  // NOT, NEG
+      } else {
+        ok = memory && r < 2;  // INC, DEC
+      }
+    }
+    eip = save;
+    fetch_end = save_end;
+    if (!ok) c.fault_noerr(6);
+  }
 };
 
 void Cpu::step() {
@@ -843,7 +877,7 @@ void CpuExecutor::exec_0f() {
     if (cond(op & 0xf)) set_reg(size, reg, v);
     return;
   }
-  if (op >= 0xc8) {  // BSWAP
+  if (op >= 0xc8 && op <= 0xcf) {  // BSWAP
     const int r = op & 7;
     if (op32) {
       c.m_gpr[r] = __builtin_bswap32(c.m_gpr[r]);
@@ -992,10 +1026,10 @@ void CpuExecutor::exec_0f() {
       u32 r;
       bool cf;
       if (op == 0xa4 || op == 0xa5) {
-        const u64 wide = (u64{dst} << 32) | (u64{src} << (32 - bits));
-        r = static_cast<u32>((wide << count) >> 32) >> (32 - bits);
+        // dst in the top `bits` of a 64-bit word, src right below it.
+        const u64 wide = (u64{dst} << (64 - bits)) | (u64{src} << (64 - 2 * bits));
+        r = static_cast<u32>((wide << count) >> (64 - bits));
         cf = (wide >> (64 - count)) & 1;
-        if (count > bits) cf = false;
       } else {
         const u64 wide = (u64{src} << bits) | dst;
         r = static_cast<u32>(wide >> count) & size_mask(size);
@@ -1120,7 +1154,7 @@ void CpuExecutor::run_one() {
       case 0x65: seg_ovr = GS; continue;
       case 0x66: op32 = !code32; continue;
       case 0x67: addr32 = !code32; continue;
-      case 0xf0: continue;  // LOCK: one CPU, every access is atomic
+      case 0xf0: lock = true; continue;  // one CPU: every access is atomic anyway
       case 0xf2:
       case 0xf3: rep = op; continue;
       default: break;
@@ -1128,6 +1162,7 @@ void CpuExecutor::run_one() {
     break;
   }
   const unsigned size = osize();
+  if (lock) check_lock(op);
 
   if (op < 0x40 && (op & 7) < 6) {  // the eight ALU operations
     const int alu_op = op >> 3;
@@ -1452,7 +1487,11 @@ void CpuExecutor::run_one() {
       ends_block = true;
       break;
     }
-    case 0xcc: soft_int(3); ends_block = true; break;
+    case 0xcc:
+      ++c.m_exceptions[3];
+      soft_int(3);
+      ends_block = true;
+      break;
     case 0xcd: {
       const u8 v = f8();
       soft_int(v);
@@ -1460,7 +1499,10 @@ void CpuExecutor::run_one() {
       break;
     }
     case 0xce:
-      if (flag(kOF)) soft_int(4);
+      if (flag(kOF)) {
+        ++c.m_exceptions[4];
+        soft_int(4);
+      }
       ends_block = true;
       break;
     case 0xcf:
