@@ -14,9 +14,10 @@ namespace reel {
 class PortBus;
 
 // The MC146818 real-time clock and its CMOS memory (0x70 index with the NMI
-// mask in bit 7, 0x71 data). The host's date is read once at reset through
-// HostIO (so it is journaled) unless a fixed base is given (-rtc base=);
-// from then on the clock follows virtual time only. Periodic, alarm and
+// mask in bit 7, 0x71 data). The host's date is read once, at construction,
+// through HostIO (so it is journaled) unless a fixed base is given
+// (-rtc base=, ns since the Unix epoch, UTC); from then on the clock follows
+// virtual time only, and a reset keeps it running like the battery would. Periodic, alarm and
 // update-ended interrupts go to IRQ8.
 class CmosRtc : public Device {
  public:
@@ -57,6 +58,9 @@ class CmosRtc : public Device {
   void on_second();
   void raise(u8 flag);
   void fill_memory_sizes();
+  void power_on();
+  u8 read_byte(u32 offset);
+  void write_byte(u32 offset, u8 value);
 
   Scheduler& m_scheduler;
   const VirtualClock& m_clock;

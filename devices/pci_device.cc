@@ -1,5 +1,7 @@
 #include "devices/pci_device.h"
 
+#include <stdexcept>
+
 #include "core/port_bus.h"
 
 namespace reel {
@@ -33,6 +35,7 @@ void PciDevice::add_io_bar(unsigned index, u32 size, PortBus* ports, Device* io_
 void PciDevice::add_memory_bar(unsigned index, u32 size) {
   m_bar_size[index] = size;
   m_bar_io[index] = false;
+  m_config[0x10 + index * 4] = 0x00;  // 32-bit, anywhere, not prefetchable
 }
 
 u32 PciDevice::bar(unsigned index) const {
@@ -61,27 +64,55 @@ void PciDevice::write_byte(u8 offset, u8 value) {
     return;
   }
   switch (offset) {
-    case 0x04: m_config[4] = value & 0x07; break;  // I/O, memory, bus master
-    case 0x05: m_config[5] = value & 0x05; break;  // SERR#, INTx disable
-    case 0x06: break;
-    case 0x07: m_config[7] &= static_cast<u8>(~value); break;  // status: write one to clear
-    case 0x0c: m_config[0x0c] = value; break;                   // cache line size
-    case 0x0d: m_config[0x0d] = value; break;                   // latency timer
-    case 0x3c: m_config[0x3c] = value; break;                   // interrupt line
-    default: break;                                              // read-only
+    case 0x04:
+      m_config[4] = value & 0x07;
+      break;  // I/O, memory, bus master
+    case 0x05:
+      m_config[5] = value & 0x05;
+      break;  // SERR#, INTx disable
+    case 0x06:
+      break;
+    case 0x07:
+      m_config[7] &= static_cast<u8>(~value);
+      break;  // status: write one to clear
+    case 0x0c:
+      m_config[0x0c] = value;
+      break;  // cache line size
+    case 0x0d:
+      m_config[0x0d] = value;
+      break;  // latency timer
+    case 0x3c:
+      m_config[0x3c] = value;
+      break;  // interrupt line
+    default:
+      break;  // read-only
   }
 }
 
 void PciDevice::config_write(u8 offset, unsigned size, u32 value) {
-  for (unsigned i = 0; i < size && offset + i < 256; ++i) write_byte(static_cast<u8>(offset + i), static_cast<u8>(value >> (8 * i)));
-  if (offset < 0x28 && offset + size > 0x04) remap_io();
+  for (unsigned i = 0; i < size && offset + i < 256; ++i) {
+    write_byte(static_cast<u8>(offset + i), static_cast<u8>(value >> (8 * i)));
+  }
+  // The command register or a BAR changed: decoding may have moved.
+  if (offset < 0x28 && offset + size > 0x04) remap_bars();
 }
 
-void PciDevice::remap_io() {
-  if (!m_ports) return;
+void PciDevice::remap_bars() {
   const bool io_on = command() & 0x01;
+  const bool mem_on = command() & 0x02;
   for (unsigned i = 0; i < 6; ++i) {
-    if (!m_bar_io[i] || m_bar_size[i] == 0) continue;
+    if (m_bar_size[i] == 0) continue;
+    if (!m_bar_io[i]) {
+      const u32 base = bar(i) & 0xfffffff0u;
+      // A BAR still being sized (all-ones) or left at 0 decodes nowhere.
+      const bool sizing = base == (~(m_bar_size[i] - 1) & 0xfffffff0u);
+      const u32 want = (mem_on && base != 0 && !sizing) ? base : 0;
+      if (want == m_mapped_mem[i]) continue;
+      m_mapped_mem[i] = want;
+      memory_bar_changed(i, want);
+      continue;
+    }
+    if (!m_ports || !m_bar_device[i]) continue;
     const u32 base = bar(i) & 0xfffffffcu;
     const u32 want = (io_on && base != 0 && base + m_bar_size[i] <= 0x10000) ? base : 0;
     if (want == m_mapped_io[i]) continue;
@@ -92,8 +123,9 @@ void PciDevice::remap_io() {
         m_ports->map(static_cast<u16>(want), m_bar_size[i], m_bar_device[i]);
         m_mapped_io[i] = want;
       } catch (const std::invalid_argument&) {
-        // The guest placed the BAR over another device: like a real bus
-        // conflict the registers simply do not decode.
+        // The guest placed the BAR over another device's ports: like a bus
+        // conflict on real hardware, the registers simply do not decode.
+        ++m_bar_conflicts;
       }
     }
   }

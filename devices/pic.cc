@@ -1,6 +1,7 @@
 #include "devices/pic.h"
 
 #include "core/port_bus.h"
+#include "devices/byte_lanes.h"
 
 namespace reel {
 
@@ -19,11 +20,21 @@ void Pic::map_into(PortBus& ports) {
 }
 
 void Pic::reset() {
-  for (Chip& c : m_chip) c = Chip{};
+  // The input lines belong to the devices, not to the PIC: they keep their
+  // levels across a reset so that a device holding its line high is not
+  // forgotten.
+  const u8 lines[2] = {m_chip[0].lines, m_chip[1].lines};
+  for (int i = 0; i < 2; ++i) {
+    m_chip[i] = Chip{};
+    m_chip[i].lines = lines[i];
+  }
   // IRQ0-2 on the master and IRQ8 and IRQ13 on the slave are always edge.
   m_chip[0].elcr_mask = 0xf8;
   m_chip[1].elcr_mask = 0xde;
-  m_intr = false;
+  if (m_intr) {
+    m_intr = false;
+    m_cpu.intr_changed();
+  }
 }
 
 int Pic::highest_priority(const Chip& c, u8 bits) {
@@ -160,6 +171,9 @@ void Pic::write_chip(int chip, unsigned a0, u8 value) {
       c.elcr = elcr;
       c.elcr_mask = mask;
       c.lines = lines;
+      // Level-triggered inputs that are still asserted request again at
+      // once; edge inputs need a fresh rising edge.
+      c.irr = lines & elcr;
       c.icw4_needed = value & 0x01;
       c.single = value & 0x02;
       c.init_step = 2;
@@ -172,22 +186,33 @@ void Pic::write_chip(int chip, unsigned a0, u8 value) {
       // OCW2
       const int level = value & 7;
       switch (value >> 5) {
-        case 0: c.rotate_on_auto_eoi = false; break;
-        case 4: c.rotate_on_auto_eoi = true; break;
-        case 1: eoi(c, highest_priority(c, c.isr)); break;
+        case 0:
+          c.rotate_on_auto_eoi = false;
+          break;
+        case 4:
+          c.rotate_on_auto_eoi = true;
+          break;
+        case 1:
+          eoi(c, highest_priority(c, c.isr));
+          break;
         case 5: {
           const int irq = highest_priority(c, c.isr);
           eoi(c, irq);
           if (irq >= 0) c.priority_add = static_cast<u8>((irq + 1) & 7);
           break;
         }
-        case 3: eoi(c, level); break;
+        case 3:
+          eoi(c, level);
+          break;
         case 7:
           eoi(c, level);
           c.priority_add = static_cast<u8>((level + 1) & 7);
           break;
-        case 6: c.priority_add = static_cast<u8>((level + 1) & 7); break;
-        default: break;
+        case 6:
+          c.priority_add = static_cast<u8>((level + 1) & 7);
+          break;
+        default:
+          break;
       }
     }
   } else {
@@ -212,35 +237,63 @@ void Pic::write_chip(int chip, unsigned a0, u8 value) {
   update();
 }
 
-u32 Pic::read(u32 offset, unsigned size) {
+void Pic::write_elcr(int chip, u8 value) {
+  Chip& c = m_chip[chip];
+  c.elcr = value & c.elcr_mask;
+  // A line that becomes level triggered requests exactly while asserted.
+  c.irr = static_cast<u8>((c.irr & ~c.elcr) | (c.lines & c.elcr));
+  update();
+}
+
+void Pic::set_elcr(u16 level_irqs) {
+  write_elcr(0, static_cast<u8>(level_irqs));
+  write_elcr(1, static_cast<u8>(level_irqs >> 8));
+}
+
+u8 Pic::read_byte(u32 offset) {
   switch (offset) {
     case kMasterBase:
-    case kMasterBase + 1: return read_chip(0, offset & 1);
+    case kMasterBase + 1:
+      return read_chip(0, offset & 1);
     case kSlaveBase:
-    case kSlaveBase + 1: return read_chip(1, offset & 1);
-    case kElcrBase: return m_chip[0].elcr;
-    case kElcrBase + 1: return m_chip[1].elcr;
-    default: return 0xff;
+    case kSlaveBase + 1:
+      return read_chip(1, offset & 1);
+    case kElcrBase:
+      return m_chip[0].elcr;
+    case kElcrBase + 1:
+      return m_chip[1].elcr;
+    default:
+      return 0xff;
   }
 }
 
-void Pic::write(u32 offset, unsigned size, u32 value) {
-  const u8 v = static_cast<u8>(value);
+void Pic::write_byte(u32 offset, u8 v) {
   switch (offset) {
     case kMasterBase:
-    case kMasterBase + 1: write_chip(0, offset & 1, v); break;
+    case kMasterBase + 1:
+      write_chip(0, offset & 1, v);
+      break;
     case kSlaveBase:
-    case kSlaveBase + 1: write_chip(1, offset & 1, v); break;
+    case kSlaveBase + 1:
+      write_chip(1, offset & 1, v);
+      break;
     case kElcrBase:
-      m_chip[0].elcr = v & m_chip[0].elcr_mask;
-      update();
+      write_elcr(0, v);
       break;
     case kElcrBase + 1:
-      m_chip[1].elcr = v & m_chip[1].elcr_mask;
-      update();
+      write_elcr(1, v);
       break;
-    default: break;
+    default:
+      break;
   }
+}
+
+u32 Pic::read(u32 offset, unsigned size) {
+  return read_byte_lanes(offset, size, [this](u32 o) { return read_byte(o); });
+}
+
+void Pic::write(u32 offset, unsigned size, u32 value) {
+  write_byte_lanes(offset, size, value, [this](u32 o, u8 v) { write_byte(o, v); });
 }
 
 }  // namespace reel

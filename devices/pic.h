@@ -22,16 +22,22 @@ class Pic : public Device, public IrqSink, public InterruptController {
   void write(u32 offset, unsigned size, u32 value) override;
 
   void set_irq(unsigned line, bool level) override;
+
+  // Edge/level selection for IRQ 0-15 as firmware programs ELCR (SeaBIOS
+  // makes the PIRQ-routed IRQs level triggered). Bits the PIIX3 hard-wires
+  // to edge (IRQ 0-2, 8, 13) are ignored.
+  void set_elcr(u16 level_irqs);
+  u16 elcr() const { return static_cast<u16>(m_chip[0].elcr | m_chip[1].elcr << 8); }
   bool intr_pending() const override { return m_intr; }
   u8 acknowledge() override;
 
   // One 8259A.
   struct Chip {
-    u8 irr = 0;       // requests latched
-    u8 isr = 0;       // in service
-    u8 imr = 0;       // masked
-    u8 lines = 0;     // current input levels
-    u8 elcr = 0;      // 1 = level triggered
+    u8 irr = 0;    // requests latched
+    u8 isr = 0;    // in service
+    u8 imr = 0;    // masked
+    u8 lines = 0;  // current input levels
+    u8 elcr = 0;   // 1 = level triggered
     u8 vector_base = 0;
     u8 priority_add = 0;  // lowest-priority rotation: IR (priority_add) is highest
     u8 init_step = 0;     // 0 = ready, 2..4 = expecting ICW2..ICW4
@@ -49,7 +55,7 @@ class Pic : public Device, public IrqSink, public InterruptController {
       ar(REEL_FIELD(irr), REEL_FIELD(isr), REEL_FIELD(imr), REEL_FIELD(lines), REEL_FIELD(elcr),
          REEL_FIELD(vector_base), REEL_FIELD(priority_add), REEL_FIELD(init_step), REEL_FIELD(icw4_needed),
          REEL_FIELD(single), REEL_FIELD(auto_eoi), REEL_FIELD(rotate_on_auto_eoi), REEL_FIELD(read_isr),
-         REEL_FIELD(poll), REEL_FIELD(special_mask), REEL_FIELD(special_fully_nested));
+         REEL_FIELD(poll), REEL_FIELD(special_mask), REEL_FIELD(special_fully_nested), REEL_FIELD(elcr_mask));
     }
   };
 
@@ -73,6 +79,9 @@ class Pic : public Device, public IrqSink, public InterruptController {
   void write_chip(int chip, unsigned a0, u8 value);
   u8 poll_chip(int chip);
   void eoi(Chip& c, int irq);
+  void write_elcr(int chip, u8 value);
+  u8 read_byte(u32 offset);
+  void write_byte(u32 offset, u8 value);
 
   IntrListener& m_cpu;
   Chip m_chip[2];

@@ -21,10 +21,21 @@ void Piix3IsaBridge::config_write(u8 offset, unsigned size, u32 value) {
 
 int Piix3IsaBridge::isa_irq_for(unsigned slot, unsigned pin) const {
   if (pin < 1 || pin > 4) return -1;
-  const unsigned pirq = (slot + pin - 1) & 3;
+  // The i440FX board wiring (QEMU's pc, SeaBIOS's piix table): INTA# of
+  // slot 1 is PIRQA, and each slot further rotates by one.
+  const unsigned pirq = (slot + 3 + pin - 1) & 3;
   const u8 route = m_config[0x60 + pirq];
   if (route & 0x80) return -1;
   return route & 0x0f;
+}
+
+u16 Piix3IsaBridge::routed_irq_mask() const {
+  u16 mask = 0;
+  for (unsigned i = 0; i < 4; ++i) {
+    const u8 route = m_config[0x60 + i];
+    if (!(route & 0x80) && (route & 0x0f) >= 3) mask = static_cast<u16>(mask | 1u << (route & 0x0f));
+  }
+  return mask;
 }
 
 }  // namespace reel

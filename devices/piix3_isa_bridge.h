@@ -16,6 +16,10 @@ class Piix3IsaBridge : public PciDevice {
   // The ISA IRQ for INTx pin (1 = INTA#) of a device in `slot`, with the
   // standard swizzle, or -1 when that PIRQ is disabled.
   int isa_irq_for(unsigned slot, unsigned pin) const;
+
+  // ISA IRQs some PIRQ is routed to: the ones firmware makes level
+  // triggered in the PIC's ELCR.
+  u16 routed_irq_mask() const;
 };
 
 }  // namespace reel

@@ -1,6 +1,7 @@
 #include "devices/pit.h"
 
 #include "core/port_bus.h"
+#include "devices/byte_lanes.h"
 
 namespace reel {
 
@@ -42,6 +43,7 @@ void Pit::reset() {
   for (Channel& c : m_ch) c = Channel{};
   m_ch[2].gate = false;  // port B bit 0 is clear at reset
   m_speaker = false;
+  m_port_b_low = 0;
   m_next_edge_tick = 0;
   m_scheduler.cancel(m_timer);
 }
@@ -65,30 +67,47 @@ u16 Pit::count_at(const Channel& c, u64 t) const {
       v = n - 2 * (t % half);
       break;
     }
-    default:  // 0, 1, 4, 5 count down once, then wrap
-      v = (n - t) & 0xffff;
+    default: {
+      // 0, 1, 4, 5 count down once, then keep wrapping through the full
+      // range (9999 in BCD).
+      const u64 modulus = c.bcd ? 10000 : 0x10000;
+      v = (n + modulus - t % modulus) % modulus;
       break;
+    }
   }
-  v &= 0xffff;
-  return c.bcd ? to_bcd(static_cast<u32>(v == 0 && n == 10000 ? 0 : v)) : static_cast<u16>(v);
+  if (c.bcd) return to_bcd(static_cast<u32>(v % 10000));
+  return static_cast<u16>(v);
 }
 
 bool Pit::out_at(const Channel& c, u64 t) const {
   if (!c.counting) return c.mode != 0;
   const u64 n = c.reload;
   switch (c.mode) {
-    case 0: return t >= n;
-    case 1: return !c.triggered || t >= n;
-    case 2: return (t % n) != n - 1;
-    case 3: return (t % n) < (n + 1) / 2;
-    case 4: return t != n;
-    case 5: return !c.triggered || t != n;
-    default: return true;
+    case 0:
+      return t >= n;
+    case 1:
+      return !c.triggered || t >= n;
+    case 2:
+      return (t % n) != n - 1;
+    case 3:
+      return (t % n) < (n + 1) / 2;
+    case 4:
+      return t != n;
+    case 5:
+      return !c.triggered || t != n;
+    default:
+      return true;
   }
 }
 
 u16 Pit::count(int channel) const { return count_at(m_ch[channel], elapsed_ticks(m_ch[channel])); }
-bool Pit::out(int channel) const { return out_at(m_ch[channel], elapsed_ticks(m_ch[channel])); }
+bool Pit::out(int channel) const {
+  const Channel& c = m_ch[channel];
+  // A low gate forces OUT high in modes 2 and 3 (the period restarts when
+  // it rises again).
+  if (!c.gate && (c.mode == 2 || c.mode == 3)) return true;
+  return out_at(c, elapsed_ticks(c));
+}
 
 void Pit::latch_count(int channel) {
   Channel& c = m_ch[channel];
@@ -101,8 +120,8 @@ void Pit::latch_count(int channel) {
 void Pit::latch_status(int channel) {
   Channel& c = m_ch[channel];
   if (c.status_latched) return;
-  c.status = static_cast<u8>((out(channel) ? 0x80 : 0) | (c.null_count ? 0x40 : 0) | (c.rw << 4) | (c.mode << 1) |
-                             (c.bcd ? 1 : 0));
+  c.status = static_cast<u8>((out(channel) ? 0x80 : 0) | (c.null_count ? 0x40 : 0) | (c.rw << 4) |
+                             (c.mode << 1) | (c.bcd ? 1 : 0));
   c.status_latched = true;
 }
 
@@ -155,13 +174,21 @@ void Pit::load(int channel, u32 value) {
 void Pit::write_counter(int channel, u8 value) {
   Channel& c = m_ch[channel];
   switch (c.rw) {
-    case 1: load(channel, value); break;
-    case 2: load(channel, u32{value} << 8); break;
+    case 1:
+      load(channel, value);
+      break;
+    case 2:
+      load(channel, u32{value} << 8);
+      break;
     default:
       if (!c.write_msb_next) {
         c.write_lsb = value;
         c.write_msb_next = true;
-        if (c.mode == 0) c.counting = false;  // mode 0 stops on the first byte
+        if (c.mode == 0) {
+          // Mode 0 stops counting (OUT low) on the first byte of a new count.
+          c.counting = false;
+          if (channel == 0) schedule_irq0();
+        }
       } else {
         c.write_msb_next = false;
         load(channel, u32{c.write_lsb} | u32{value} << 8);
@@ -184,8 +211,10 @@ u8 Pit::read_counter(int channel) {
   }
   const u16 v = count(channel);
   switch (c.rw) {
-    case 1: return static_cast<u8>(v);
-    case 2: return static_cast<u8>(v >> 8);
+    case 1:
+      return static_cast<u8>(v);
+    case 2:
+      return static_cast<u8>(v >> 8);
     default: {
       const u8 b = c.read_msb_next ? static_cast<u8>(v >> 8) : static_cast<u8>(v);
       c.read_msb_next = !c.read_msb_next;
@@ -220,7 +249,9 @@ void Pit::schedule_irq0() {
   u64 edge = 0;
   switch (c.mode) {
     case 2:
-    case 3: edge = (t / c.reload + 1) * c.reload; break;
+    case 3:
+      edge = (t / c.reload + 1) * c.reload;
+      break;
     case 0:
       if (t >= c.reload) return;
       edge = c.reload;
@@ -229,43 +260,56 @@ void Pit::schedule_irq0() {
       if (t >= u64{c.reload} + 1) return;
       edge = u64{c.reload} + 1;
       break;
-    default: return;  // modes 1 and 5 need a gate edge; channel 0's gate is tied high
+    default:
+      return;  // modes 1 and 5 need a gate edge; channel 0's gate is tied high
   }
   m_next_edge_tick = edge;
   m_scheduler.arm(m_timer, c.start_ns + ticks_to_ns_ceil(edge - c.base_ticks));
 }
 
 void Pit::on_irq0_edge() {
+  const Channel& c = m_ch[0];
+  if (!c.counting) return;
   // IRQ0 is edge triggered: the rising OUT edge is what the PIC latches.
   m_irq0.raise();
   m_irq0.lower();
-  const Channel& c = m_ch[0];
   if (c.counting && (c.mode == 2 || c.mode == 3)) {
     m_next_edge_tick += c.reload;
     m_scheduler.arm(m_timer, c.start_ns + ticks_to_ns_ceil(m_next_edge_tick - c.base_ticks));
   }
 }
 
-u32 Pit::read(u32 offset, unsigned size) {
+u8 Pit::read_byte(u32 offset) {
   if (offset < 3) return read_counter(static_cast<int>(offset));
   if (offset == 3) return 0xff;  // the control register is write-only
   if (offset == kPortB) {
     const bool refresh = (m_clock.now_ns() / kRefreshNs) & 1;
-    return (m_ch[2].gate ? 0x01 : 0) | (m_speaker ? 0x02 : 0) | (refresh ? 0x10 : 0) | (out(2) ? 0x20 : 0);
+    return static_cast<u8>((m_ch[2].gate ? 0x01 : 0) | (m_speaker ? 0x02 : 0) | m_port_b_low |
+                           (refresh ? 0x10 : 0) | (out(2) ? 0x20 : 0));
   }
   return 0xff;
 }
 
-void Pit::write(u32 offset, unsigned size, u32 value) {
-  const u8 v = static_cast<u8>(value);
+void Pit::write_byte(u32 offset, u8 v) {
   if (offset < 3) {
     write_counter(static_cast<int>(offset), v);
   } else if (offset == 3) {
     write_control(v);
   } else if (offset == kPortB) {
     m_speaker = v & 0x02;
+    // Bits 2 and 3 (parity and channel-check enables) read back; nothing
+    // here ever raises those NMIs.
+    m_port_b_low = v & 0x0c;
     set_gate2(v & 0x01);
   }
+}
+
+u32 Pit::read(u32 offset, unsigned size) {
+  return read_byte_lanes(offset, size, [this](u32 o) { return read_byte(o); });
+}
+
+void Pit::write(u32 offset, unsigned size, u32 value) {
+  write_byte_lanes(offset, size, value, [this](u32 o, u8 v) { write_byte(o, v); });
 }
 
 }  // namespace reel

@@ -30,14 +30,14 @@ class Pit : public Device {
     u8 mode = 0;
     u8 rw = 3;  // 1 = LSB, 2 = MSB, 3 = LSB then MSB
     bool bcd = false;
-    u32 reload = 0x10000;    // N; 0 written means 65536 (10000 in BCD)
-    bool counting = false;   // a count was loaded and counting started
+    u32 reload = 0x10000;   // N; 0 written means 65536 (10000 in BCD)
+    bool counting = false;  // a count was loaded and counting started
     bool gate = true;
     bool triggered = false;  // modes 1 and 5 wait for a gate edge
     u64 start_ns = 0;        // virtual time counting (re)started
     u64 base_ticks = 0;      // ticks elapsed before start_ns (gate pauses)
     u16 latch = 0;
-    u8 latch_bytes = 0;      // latched count bytes left to read (0, 1 or 2)
+    u8 latch_bytes = 0;  // latched count bytes left to read (0, 1 or 2)
     bool latch_msb_next = false;
     u8 status = 0;
     bool status_latched = false;
@@ -48,16 +48,18 @@ class Pit : public Device {
     template <class Archive>
     void serialize(Archive& ar) {
       ar(REEL_FIELD(mode), REEL_FIELD(rw), REEL_FIELD(bcd), REEL_FIELD(reload), REEL_FIELD(counting),
-         REEL_FIELD(gate), REEL_FIELD(triggered), REEL_FIELD(start_ns), REEL_FIELD(base_ticks), REEL_FIELD(latch),
-         REEL_FIELD(latch_bytes), REEL_FIELD(latch_msb_next), REEL_FIELD(status), REEL_FIELD(status_latched),
-         REEL_FIELD(read_msb_next), REEL_FIELD(write_msb_next), REEL_FIELD(write_lsb), REEL_FIELD(null_count));
+         REEL_FIELD(gate), REEL_FIELD(triggered), REEL_FIELD(start_ns), REEL_FIELD(base_ticks),
+         REEL_FIELD(latch), REEL_FIELD(latch_bytes), REEL_FIELD(latch_msb_next), REEL_FIELD(status),
+         REEL_FIELD(status_latched), REEL_FIELD(read_msb_next), REEL_FIELD(write_msb_next),
+         REEL_FIELD(write_lsb), REEL_FIELD(null_count));
     }
   };
 
   template <class Archive>
   void serialize(Archive& ar) {
     ar(cereal::make_nvp("channel0", m_ch[0]), cereal::make_nvp("channel1", m_ch[1]),
-       cereal::make_nvp("channel2", m_ch[2]), REEL_FIELD(m_speaker), REEL_FIELD(m_next_edge_tick));
+       cereal::make_nvp("channel2", m_ch[2]), REEL_FIELD(m_speaker), REEL_FIELD(m_port_b_low),
+       REEL_FIELD(m_next_edge_tick));
   }
   REEL_DEVICE_STATE
 
@@ -82,6 +84,8 @@ class Pit : public Device {
   // Channel 0: arm the timer for its next rising OUT edge.
   void schedule_irq0();
   void on_irq0_edge();
+  u8 read_byte(u32 offset);
+  void write_byte(u32 offset, u8 value);
 
   Scheduler& m_scheduler;
   const VirtualClock& m_clock;
@@ -89,6 +93,7 @@ class Pit : public Device {
   Scheduler::TimerId m_timer;
   Channel m_ch[3];
   bool m_speaker = false;
+  u8 m_port_b_low = 0;  // port B bits 2-3
   u64 m_next_edge_tick = 0;
 };
 

@@ -8,21 +8,23 @@ namespace reel {
 
 class PortBus;
 
-// Port 0x92, system control port A: bit 1 is the fast A20 gate (kept as
-// state; reel's memory has no A20 wrap), bit 0 a write of 1 resets the
-// machine.
+// Port 0x92, system control port A. Bit 1 is the fast A20 gate (kept as
+// state: reel's memory has no A20 wrap, and guests read it back before
+// toggling). Bit 0 is the fast reset: its rising edge asks the board to
+// reset the machine.
 class SystemControlPort : public Device {
  public:
-  explicit SystemControlPort(std::function<void()> on_reset)
-      : Device("port92"), m_on_reset(std::move(on_reset)) {}
+  static constexpr u16 kPort = 0x92;
+
+  explicit SystemControlPort(std::function<void()> on_reset);
   void map_into(PortBus& ports);
 
-  void reset() override { m_value = 0x02; }
-  u32 read(u32, unsigned) override { return m_value; }
-  void write(u32, unsigned, u32 value) override {
-    m_value = static_cast<u8>(value & 0x02);
-    if (value & 0x01) m_on_reset();
-  }
+  // A20 stays enabled over a reset: a -kernel boot starts with it on.
+  void reset() override { m_value &= 0x02; }
+  u32 read(u32 offset, unsigned size) override;
+  void write(u32 offset, unsigned size, u32 value) override;
+
+  bool a20_enabled() const { return m_value & 0x02; }
 
   template <class Archive>
   void serialize(Archive& ar) {

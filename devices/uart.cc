@@ -1,6 +1,7 @@
 #include "devices/uart.h"
 
 #include "core/port_bus.h"
+#include "devices/byte_lanes.h"
 
 namespace reel {
 
@@ -13,7 +14,12 @@ constexpr u64 kBaseBaud = 115200;
 
 Uart::Uart(std::string name, Scheduler& scheduler, const VirtualClock& clock, HostIO& host, ChannelId channel,
            IrqLine irq)
-    : Device(std::move(name)), m_scheduler(scheduler), m_clock(clock), m_host(host), m_channel(channel), m_irq(irq) {
+    : Device(std::move(name)),
+      m_scheduler(scheduler),
+      m_clock(clock),
+      m_host(host),
+      m_channel(channel),
+      m_irq(irq) {
   m_rx_timer = m_scheduler.add_timer(this->name() + ".rx", [this] { feed_from_host(); });
   m_timeout_timer = m_scheduler.add_timer(this->name() + ".timeout", [this] {
     if (!m_rx_fifo.empty()) m_timeout_pending = true;
@@ -36,7 +42,7 @@ void Uart::reset() {
   m_thre_pending = false;
   m_timeout_pending = false;
   m_scheduler.cancel(m_timeout_timer);
-  if (!m_host_queue.empty()) m_scheduler.arm(m_rx_timer, m_clock.now_ns() + char_time_ns());
+  if (host_pending()) m_scheduler.arm(m_rx_timer, m_clock.now_ns() + char_time_ns());
   update_irq();
 }
 
@@ -82,8 +88,12 @@ void Uart::arm_timeout() {
 
 void Uart::push_rx(u8 byte) {
   if (m_rx_fifo.size() >= rx_capacity()) {
-    m_lsr |= kLsrOe;  // only loopback can overrun: host input waits instead
+    // Only loopback can overrun: host input waits instead. Without FIFOs
+    // the new character replaces the unread one; with them it is lost in
+    // the shift register.
+    m_lsr |= kLsrOe;
     ++m_overruns;
+    if (!fifo_enabled() && !m_rx_fifo.empty()) m_rx_fifo.back() = byte;
   } else {
     m_rx_fifo.push_back(byte);
   }
@@ -93,29 +103,43 @@ void Uart::push_rx(u8 byte) {
 }
 
 void Uart::feed_from_host() {
-  if (m_host_queue.empty()) return;
+  if (!host_pending()) return;
   if (m_rx_fifo.size() < rx_capacity() && !(m_mcr & kMcrLoop)) {
-    push_rx(m_host_queue.front());
-    m_host_queue.erase(m_host_queue.begin());
+    push_rx(m_host_queue[m_host_head++]);
+    // Compact now and then so a long paste stays linear, not quadratic.
+    if (m_host_head == m_host_queue.size()) {
+      m_host_queue.clear();
+      m_host_head = 0;
+    } else if (m_host_head >= 4096 && m_host_head * 2 >= m_host_queue.size()) {
+      m_host_queue.erase(m_host_queue.begin(),
+                         m_host_queue.begin() + static_cast<std::ptrdiff_t>(m_host_head));
+      m_host_head = 0;
+    }
   }
   // One character per character time; a full FIFO holds the line.
-  if (!m_host_queue.empty()) m_scheduler.arm(m_rx_timer, m_clock.now_ns() + char_time_ns());
+  if (host_pending()) m_scheduler.arm(m_rx_timer, m_clock.now_ns() + char_time_ns());
 }
 
 void Uart::receive(std::span<const u8> bytes) {
   for (u8 b : bytes) {
-    if (m_host_queue.size() >= kHostQueueLimit) {
+    if (m_host_queue.size() - m_host_head >= kHostQueueLimit) {
       ++m_dropped_input;
       continue;
     }
     m_host_queue.push_back(b);
   }
-  if (!m_host_queue.empty() && !m_scheduler.armed(m_rx_timer)) {
+  if (host_pending() && !m_scheduler.armed(m_rx_timer)) {
     m_scheduler.arm(m_rx_timer, m_clock.now_ns() + char_time_ns());
   }
 }
 
 void Uart::transmit(u8 byte) {
+  // Writing THR clears a pending THRE interrupt; let the line fall before
+  // the byte leaves so the edge-triggered PIC sees a fresh rising edge when
+  // the register empties again (as the 16550A's IRQ pin does).
+  m_thre_pending = false;
+  m_lsr &= static_cast<u8>(~(kLsrThre | kLsrTemt));
+  update_irq();
   if (m_mcr & kMcrLoop) {
     push_rx(byte);
   } else {
@@ -133,8 +157,8 @@ void Uart::update_msr(u8 old_mcr) {
   }
   // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD.
   const u8 m = m_mcr;
-  const u8 lines = static_cast<u8>(((m & 0x02) ? 0x10 : 0) | ((m & 0x01) ? 0x20 : 0) | ((m & 0x04) ? 0x40 : 0) |
-                                   ((m & 0x08) ? 0x80 : 0));
+  const u8 lines = static_cast<u8>(((m & 0x02) ? 0x10 : 0) | ((m & 0x01) ? 0x20 : 0) |
+                                   ((m & 0x04) ? 0x40 : 0) | ((m & 0x08) ? 0x80 : 0));
   const u8 old = m_msr & 0xf0;
   u8 delta = m_msr & 0x0f;
   if ((old ^ lines) & 0x10) delta |= 0x01;
@@ -144,7 +168,7 @@ void Uart::update_msr(u8 old_mcr) {
   m_msr = lines | delta;
 }
 
-u32 Uart::read(u32 offset, unsigned size) {
+u8 Uart::read_byte(u32 offset) {
   const bool dlab = m_lcr & 0x80;
   u8 v = 0xff;
   switch (offset & 7) {
@@ -160,18 +184,24 @@ u32 Uart::read(u32 offset, unsigned size) {
       }
       if (m_rx_fifo.empty()) m_lsr &= static_cast<u8>(~kLsrDr);
       arm_timeout();
-      if (!m_host_queue.empty() && !m_scheduler.armed(m_rx_timer)) {
+      if (host_pending() && !m_scheduler.armed(m_rx_timer)) {
         m_scheduler.arm(m_rx_timer, m_clock.now_ns() + char_time_ns());
       }
       break;
-    case 1: v = dlab ? m_dlm : m_ier; break;
+    case 1:
+      v = dlab ? m_dlm : m_ier;
+      break;
     case 2:
       v = iir();
       // Reading IIR while it reports THRE clears that source.
       if ((v & 0x0f) == 0x02) m_thre_pending = false;
       break;
-    case 3: v = m_lcr; break;
-    case 4: v = m_mcr; break;
+    case 3:
+      v = m_lcr;
+      break;
+    case 4:
+      v = m_mcr;
+      break;
     case 5:
       v = m_lsr;
       m_lsr &= static_cast<u8>(~0x1e);  // OE, PE, FE and BI clear on read
@@ -180,21 +210,21 @@ u32 Uart::read(u32 offset, unsigned size) {
       v = m_msr;
       m_msr &= 0xf0;
       break;
-    case 7: v = m_scr; break;
+    case 7:
+      v = m_scr;
+      break;
   }
   update_irq();
   return v;
 }
 
-void Uart::write(u32 offset, unsigned size, u32 value) {
-  const u8 v = static_cast<u8>(value);
+void Uart::write_byte(u32 offset, u8 v) {
   const bool dlab = m_lcr & 0x80;
   switch (offset & 7) {
     case 0:
       if (dlab) {
         m_dll = v;
       } else {
-        m_thre_pending = false;
         transmit(v);
       }
       break;
@@ -219,18 +249,32 @@ void Uart::write(u32 offset, unsigned size, u32 value) {
       }
       break;
     }
-    case 3: m_lcr = v; break;
+    case 3:
+      m_lcr = v;
+      break;
     case 4: {
       const u8 old = m_mcr;
       m_mcr = v & 0x1f;
       update_msr(old);
       break;
     }
-    case 5: break;  // LSR is read-only
-    case 6: break;
-    case 7: m_scr = v; break;
+    case 5:
+      break;  // LSR is read-only
+    case 6:
+      break;
+    case 7:
+      m_scr = v;
+      break;
   }
   update_irq();
+}
+
+u32 Uart::read(u32 offset, unsigned size) {
+  return read_byte_lanes(offset, size, [this](u32 o) { return read_byte(o); });
+}
+
+void Uart::write(u32 offset, unsigned size, u32 value) {
+  write_byte_lanes(offset, size, value, [this](u32 o, u8 v) { write_byte(o, v); });
 }
 
 }  // namespace reel

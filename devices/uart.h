@@ -36,16 +36,18 @@ class Uart : public Device {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(REEL_FIELD(m_rx_fifo), REEL_FIELD(m_host_queue), REEL_FIELD(m_ier), REEL_FIELD(m_lcr), REEL_FIELD(m_mcr),
-       REEL_FIELD(m_lsr), REEL_FIELD(m_msr), REEL_FIELD(m_scr), REEL_FIELD(m_dll), REEL_FIELD(m_dlm),
-       REEL_FIELD(m_fcr), REEL_FIELD(m_thre_pending), REEL_FIELD(m_timeout_pending), REEL_FIELD(m_irq_level),
-       REEL_FIELD(m_dropped_input), REEL_FIELD(m_overruns));
+    ar(REEL_FIELD(m_rx_fifo), REEL_FIELD(m_host_queue), REEL_FIELD(m_host_head), REEL_FIELD(m_ier),
+       REEL_FIELD(m_lcr), REEL_FIELD(m_mcr), REEL_FIELD(m_lsr), REEL_FIELD(m_msr), REEL_FIELD(m_scr),
+       REEL_FIELD(m_dll), REEL_FIELD(m_dlm), REEL_FIELD(m_fcr), REEL_FIELD(m_thre_pending),
+       REEL_FIELD(m_timeout_pending), REEL_FIELD(m_irq_level), REEL_FIELD(m_dropped_input),
+       REEL_FIELD(m_overruns));
   }
   REEL_DEVICE_STATE
 
   static constexpr size_t kFifoSize = 16;
   static constexpr size_t kHostQueueLimit = 1u << 20;
   u64 dropped_input() const { return m_dropped_input; }
+  u64 overruns() const { return m_overruns; }
 
  private:
   bool fifo_enabled() const { return m_fcr & 0x01; }
@@ -59,6 +61,9 @@ class Uart : public Device {
   void feed_from_host();
   void arm_timeout();
   void transmit(u8 byte);
+  bool host_pending() const { return m_host_head < m_host_queue.size(); }
+  u8 read_byte(u32 offset);
+  void write_byte(u32 offset, u8 value);
 
   Scheduler& m_scheduler;
   const VirtualClock& m_clock;
@@ -70,6 +75,7 @@ class Uart : public Device {
 
   std::vector<u8> m_rx_fifo;
   std::vector<u8> m_host_queue;
+  u64 m_host_head = 0;  // bytes of m_host_queue already delivered
   u8 m_ier = 0, m_lcr = 0, m_mcr = 0, m_lsr = 0, m_msr = 0, m_scr = 0, m_dll = 0, m_dlm = 0, m_fcr = 0;
   bool m_thre_pending = false;
   bool m_timeout_pending = false;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/host_io.h"
+#include "core/interrupts.h"
 
 namespace reel::test {
 
@@ -20,7 +21,9 @@ class FakeHostIO : public HostIO {
   }
   HostFile read_file(const std::string&) override { return {}; }
   ChannelId open_console(const ConsoleSpec&) override { return 0; }
-  void console_write(ChannelId, std::span<const u8> bytes) override { output.append(bytes.begin(), bytes.end()); }
+  void console_write(ChannelId, std::span<const u8> bytes) override {
+    output.append(bytes.begin(), bytes.end());
+  }
   u64 next_stop_icount() override { return kNever; }
   bool boundary(InputSink&) override { return true; }
   std::optional<u64> idle(std::optional<u64> deadline) override { return deadline; }
@@ -40,6 +43,13 @@ class FakeIrqSink : public IrqSink {
   }
   bool levels[16] = {};
   int edges[16] = {};
+};
+
+// Stands in for the CPU: counts INTR change notifications.
+class FakeIntrListener : public IntrListener {
+ public:
+  void intr_changed() override { ++changes; }
+  int changes = 0;
 };
 
 }  // namespace reel::test
