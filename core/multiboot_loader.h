@@ -17,11 +17,21 @@ struct MultibootLoadResult {
   u32 mbi_address = 0;
 };
 
-// Loads a Multiboot (v1) kernel the way QEMU's -kernel does: ELF PT_LOAD
-// segments at their physical addresses (or the a.out kludge when header
-// flag 16 is set), bss zeroed, then a multiboot information structure with
-// memory sizes, a memory map, the command line "<kernel> <append>" and the
-// boot loader name, placed after the kernel. Never writes outside RAM.
+// Loads a Multiboot (v1) kernel the way QEMU's -kernel does.
+//
+// The header is searched for, 32-bit aligned, in the first 8 KiB. When its
+// flag bit 16 is set the a.out kludge addresses decide what is loaded
+// where; otherwise the image must be an i386 ELF and its PT_LOAD segments
+// are loaded at their physical addresses, bss zeroed. A kernel that
+// requires a feature reel does not know (header flag bits 3-15) is refused,
+// as the specification asks. Every byte must land in RAM: a segment past
+// the end of RAM or in the VGA/BIOS hole is refused with a message.
+//
+// The information structure then describes what QEMU's multiboot option
+// ROM reports under SeaBIOS for the same RAM size (memory sizes, the e820
+// memory map, boot device, command line "<kernel_name> <append>", boot
+// loader name "qemu"), placed with its strings on the first free page after
+// the kernel. Never writes outside RAM and never throws on bad input.
 MultibootLoadResult load_multiboot(GuestMemory& memory, std::span<const u8> image, std::string_view append,
                                    std::string_view kernel_name);
 

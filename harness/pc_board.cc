@@ -21,7 +21,7 @@
 namespace reel {
 
 namespace {
-constexpr u32 kMultibootBootloaderMagic = 0x2BADB002;
+constexpr u32 kBootloaderMagic = 0x2BADB002;  // EAX at a multiboot kernel's entry
 
 struct ComPort {
   u16 base;
@@ -91,7 +91,8 @@ void PcBoard::build_devices() {
     m_wiring->isa_bridge = std::make_unique<Piix3IsaBridge>();
     pci.attach(m_wiring->host_bridge.get());
     pci.attach(m_wiring->isa_bridge.get());
-    assign_pci_resources(pci, *m_wiring->isa_bridge);
+    // SeaBIOS makes the PCI-routed IRQs level triggered.
+    pic.set_elcr(assign_pci_resources(pci, *m_wiring->isa_bridge));
   }
 
   if (m_options.debug_exit) {
@@ -136,7 +137,7 @@ void PcBoard::boot_cpu() {
   Cpu& cpu = m_machine->cpu();
   cpu.enter_flat_protected_mode(m_entry);
   CpuRegisters regs = cpu.registers();
-  regs.gpr[kEax] = kMultibootBootloaderMagic;
+  regs.gpr[kEax] = kBootloaderMagic;
   regs.gpr[kEbx] = m_mbi;
   cpu.set_registers(regs);
 }

@@ -1,44 +1,21 @@
-/* echo: interrupt-driven serial input, one line at a time, until "quit". */
+/* echo: interrupt-driven serial input (IER receive-data, IRQ4), echoed one
+ * line at a time until "quit". */
 #include "rt.h"
 
-static volatile char ring[256];
-static volatile uint32_t head, tail;
-
-static void on_serial(struct frame *f) {
-  (void)f;
-  int c;
-  while ((c = serial_try_getc()) >= 0) {
-    ring[head % sizeof ring] = (char)c;
-    ++head;
-  }
-  pic_eoi(4);
-}
-
-int main(uint32_t magic, uint32_t mbi) {
+int main(uint32_t magic, const struct multiboot_info* mbi) {
   (void)magic;
   (void)mbi;
   pic_remap();
-  set_handler(32 + 4, on_serial);
-  outb(0x3f8 + 1, 0x01); /* receive-data interrupt */
-  pic_unmask(4);
+  serial_enable_rx_irq();
+  sti();
   printf("echo: type lines, 'quit' ends\n");
   char line[128];
-  uint32_t len = 0;
-  uint32_t lines = 0;
-  sti();
+  uint32_t len = 0, lines = 0;
   for (;;) {
-    cli();
-    if (tail == head) {
-      /* sti; hlt is atomic: no interrupt is lost between the check and hlt. */
-      __asm__ volatile("sti; hlt");
-      continue;
-    }
-    char c = ring[tail % sizeof ring];
-    ++tail;
-    sti();
+    int c = serial_getc();
     if (c == '\r') continue;
     if (c != '\n') {
-      if (len < sizeof line - 1) line[len++] = c;
+      if (len < sizeof line - 1) line[len++] = (char)c;
       continue;
     }
     line[len] = 0;

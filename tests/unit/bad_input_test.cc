@@ -100,7 +100,7 @@ TEST(BadInput, KernelBeyondRam) {
   const std::string path = write_file("high.elf", tiny_elf(0x40000000));
   expect_one_line_error(run_reel({"run", "-kernel", path}), "does not fit in guest RAM");
   const std::string hole = write_file("hole.elf", tiny_elf(0xa0000));
-  expect_one_line_error(run_reel({"run", "-kernel", hole}), "does not fit in guest RAM");
+  expect_one_line_error(run_reel({"run", "-kernel", hole}), "overlaps the VGA/BIOS hole");
 }
 
 TEST(BadInput, BadOption) {
