@@ -1,43 +1,170 @@
 #include "replay/journal.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <cerrno>
+#include <cinttypes>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 
 namespace reel {
 
 namespace {
 
 constexpr char kMagic[8] = {'R', 'E', 'E', 'L', 'J', 'R', 'N', 'L'};
-constexpr u32 kChunkMagic = 0x4b43'4c52;  // "RLCK"
-constexpr u32 kChunkHeader = 1;
-constexpr u32 kChunkEvents = 2;
-constexpr size_t kChunkHeaderSize = 24;  // magic, type, length, reserved, hash
-constexpr u32 kMaxChunk = 64u << 20;
-constexpr size_t kFlushThreshold = 64u << 10;
+constexpr size_t kPreambleSize = 12;      // magic and format version
+constexpr u32 kHeaderChunk = 0x44484a52;  // "RJHD"
+constexpr u32 kEventChunk = 0x56454a52;   // "RJEV"
+constexpr size_t kChunkHeadSize = 16;     // magic, length, hash
+// Far above any real chunk (events are flushed at 64 KiB; only a header
+// with embedded files gets big), low enough that a corrupted length is
+// recognised as such rather than as a truncation.
+constexpr u64 kMaxChunkPayload = u64{1} << 30;
+constexpr size_t kFlushThreshold = size_t{64} << 10;
 
 u32 load_u32(const u8* p) { return u32{p[0]} | u32{p[1]} << 8 | u32{p[2]} << 16 | u32{p[3]} << 24; }
 u64 load_u64(const u8* p) { return u64{load_u32(p)} | u64{load_u32(p + 4)} << 32; }
+void store_u32(u8* p, u32 v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<u8>(v >> (8 * i));
+}
+void store_u64(u8* p, u64 v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<u8>(v >> (8 * i));
+}
 
-std::string at(const std::string& name, u64 offset, const std::string& problem) {
+std::string at_byte(const std::string& name, u64 offset, const std::string& problem) {
   return name + ": " + problem + " at byte " + std::to_string(offset);
+}
+
+std::string hex(u64 v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016" PRIx64, v);
+  return buf;
+}
+
+ByteReader payload_reader(const JournalEvent& e, EventKind kind, const std::string& name) {
+  if (e.kind != kind) {
+    throw JournalError(at_byte(
+        name, e.offset,
+        std::string("expected a ") + event_kind_name(kind) + " event, found " + event_kind_name(e.kind)));
+  }
+  return ByteReader(e.payload, e.offset, name);
+}
+
+std::vector<u8> encode_header(const JournalHeader& h) {
+  ByteWriter w;
+  w.str(h.reel_version);
+  w.u32v(static_cast<u32>(h.argv.size()));
+  for (const auto& a : h.argv) w.str(a);
+  w.str(h.cwd);
+  w.u64v(h.seed);
+  w.u64v(h.checkpoint_interval);
+  w.u64v(h.poll_interval);
+  w.u32v(static_cast<u32>(h.inputs.size()));
+  for (const auto& in : h.inputs) {
+    w.str(in.path);
+    w.u64v(in.size);
+    w.u64v(in.hash);
+    w.u8v(in.embedded ? 1 : 0);
+    if (in.embedded) w.bytes(in.bytes);
+  }
+  w.u32v(static_cast<u32>(h.metadata.size()));
+  for (const auto& [k, v] : h.metadata) {
+    w.str(k);
+    w.str(v);
+  }
+  return std::move(w.data());
+}
+
+JournalHeader decode_header(ByteReader& r) {
+  JournalHeader h;
+  h.reel_version = r.str();
+  const u32 argc = r.u32v();
+  for (u32 i = 0; i < argc; ++i) h.argv.push_back(r.str());
+  h.cwd = r.str();
+  h.seed = r.u64v();
+  h.checkpoint_interval = r.u64v();
+  h.poll_interval = r.u64v();
+  const u32 ninputs = r.u32v();
+  for (u32 i = 0; i < ninputs; ++i) {
+    InputFile f;
+    f.path = r.str();
+    f.size = r.u64v();
+    f.hash = r.u64v();
+    const u8 embedded = r.u8v();
+    if (embedded > 1) r.fail("bad embedded flag in input file " + f.path);
+    f.embedded = embedded == 1;
+    if (f.embedded) {
+      f.bytes = r.bytes();
+      if (f.bytes.size() != f.size || XXH3_64bits(f.bytes.data(), f.bytes.size()) != f.hash) {
+        r.fail("embedded input file " + f.path + " does not match its hash");
+      }
+    }
+    h.inputs.push_back(std::move(f));
+  }
+  const u32 nmeta = r.u32v();
+  for (u32 i = 0; i < nmeta; ++i) {
+    std::string k = r.str();
+    h.metadata.emplace_back(std::move(k), r.str());
+  }
+  r.expect_done("header");
+  return h;
+}
+
+// Decodes the payload by kind, so a journal whose events do not decode is
+// refused when it is opened rather than in the middle of a replay.
+void validate_event(const JournalEvent& e, const std::string& name) {
+  switch (e.kind) {
+    case EventKind::host_time:
+      (void)decode_host_time(e, name);
+      break;
+    case EventKind::file_read:
+      (void)decode_file_read(e, name);
+      break;
+    case EventKind::console_open:
+      (void)decode_console_open(e, name);
+      break;
+    case EventKind::console_input:
+      (void)decode_console_input(e, name);
+      break;
+    case EventKind::console_digest:
+      (void)decode_console_digest(e, name);
+      break;
+    case EventKind::idle_advance:
+      (void)decode_idle_advance(e, name);
+      break;
+    case EventKind::checkpoint:
+      (void)decode_checkpoint(e, name);
+      break;
+    case EventKind::end:
+      (void)decode_end(e, name);
+      break;
+  }
 }
 
 }  // namespace
 
 const char* event_kind_name(EventKind kind) {
   switch (kind) {
-    case EventKind::host_time: return "host_time";
-    case EventKind::file_read: return "file_read";
-    case EventKind::console_open: return "console_open";
-    case EventKind::console_input: return "console_input";
-    case EventKind::console_digest: return "console_digest";
-    case EventKind::idle_advance: return "idle_advance";
-    case EventKind::checkpoint: return "checkpoint";
-    case EventKind::end: return "end";
+    case EventKind::host_time:
+      return "host_time";
+    case EventKind::file_read:
+      return "file_read";
+    case EventKind::console_open:
+      return "console_open";
+    case EventKind::console_input:
+      return "console_input";
+    case EventKind::console_digest:
+      return "console_digest";
+    case EventKind::idle_advance:
+      return "idle_advance";
+    case EventKind::checkpoint:
+      return "checkpoint";
+    case EventKind::end:
+      return "end";
   }
   return "unknown";
 }
@@ -46,258 +173,142 @@ bool is_synchronous(EventKind kind) {
   return kind == EventKind::host_time || kind == EventKind::file_read || kind == EventKind::console_open;
 }
 
-void ByteWriter::u32v(u32 v) {
-  for (int i = 0; i < 4; ++i) m_bytes.push_back(static_cast<u8>(v >> (8 * i)));
+// ---------------------------------------------------------------- bytes
+
+// Stores go through resize() and memcpy: GCC 12 at -O3 misreads chains of
+// push_back and insert on a small vector as overflows (-Wstringop-overflow).
+u8* ByteWriter::grow(size_t n) {
+  const size_t at = m_bytes.size();
+  m_bytes.resize(at + n);
+  return m_bytes.data() + at;
 }
-void ByteWriter::u64v(u64 v) {
-  for (int i = 0; i < 8; ++i) m_bytes.push_back(static_cast<u8>(v >> (8 * i)));
+void ByteWriter::u8v(u8 v) { *grow(1) = v; }
+void ByteWriter::u32v(u32 v) { store_u32(grow(4), v); }
+void ByteWriter::u64v(u64 v) { store_u64(grow(8), v); }
+void ByteWriter::uleb(u64 v) {
+  do {
+    u8 b = v & 0x7f;
+    v >>= 7;
+    if (v) b |= 0x80;
+    u8v(b);
+  } while (v);
+}
+void ByteWriter::raw(std::span<const u8> b) {
+  if (!b.empty()) std::memcpy(grow(b.size()), b.data(), b.size());
 }
 void ByteWriter::str(std::string_view s) {
   u32v(static_cast<u32>(s.size()));
-  m_bytes.insert(m_bytes.end(), s.begin(), s.end());
+  raw({reinterpret_cast<const u8*>(s.data()), s.size()});
 }
 void ByteWriter::bytes(std::span<const u8> b) {
   u32v(static_cast<u32>(b.size()));
   raw(b);
 }
 
-void ByteReader::need(size_t n) {
-  if (m_bytes.size() - m_pos < n) throw JournalError(at(m_what, offset(), "record runs past the end of its chunk"));
+void ByteReader::fail(const std::string& problem) const {
+  throw JournalError(at_byte(m_name, offset(), problem));
+}
+
+void ByteReader::need(size_t n, const char* what) {
+  if (left() < n) fail(std::string(what) + " runs past the end of its record");
 }
 u8 ByteReader::u8v() {
-  need(1);
+  need(1, "a byte field");
   return m_bytes[m_pos++];
 }
 u32 ByteReader::u32v() {
-  need(4);
+  need(4, "a 32-bit field");
   const u32 v = load_u32(m_bytes.data() + m_pos);
   m_pos += 4;
   return v;
 }
 u64 ByteReader::u64v() {
-  need(8);
+  need(8, "a 64-bit field");
   const u64 v = load_u64(m_bytes.data() + m_pos);
   m_pos += 8;
   return v;
 }
-std::string ByteReader::str() {
-  const u32 n = u32v();
-  need(n);
-  std::string s(reinterpret_cast<const char*>(m_bytes.data() + m_pos), n);
+u64 ByteReader::uleb() {
+  u64 v = 0;
+  for (unsigned shift = 0;; shift += 7) {
+    need(1, "a variable-length number");
+    const u8 b = m_bytes[m_pos];
+    // The tenth byte may only hold the top bit of a u64.
+    if (shift == 63 && (b & 0xfe)) fail("variable-length number overflows 64 bits");
+    ++m_pos;
+    v |= u64{static_cast<u8>(b & 0x7f)} << shift;
+    if (!(b & 0x80)) return v;
+  }
+}
+std::span<const u8> ByteReader::take(size_t n) {
+  need(n, "a byte string");
+  const std::span<const u8> s = m_bytes.subspan(m_pos, n);
   m_pos += n;
   return s;
 }
+std::string ByteReader::str() {
+  const u32 n = u32v();
+  const std::span<const u8> s = take(n);
+  return std::string(s.begin(), s.end());
+}
 std::vector<u8> ByteReader::bytes() {
   const u32 n = u32v();
-  need(n);
-  std::vector<u8> b(m_bytes.begin() + static_cast<std::ptrdiff_t>(m_pos),
-                    m_bytes.begin() + static_cast<std::ptrdiff_t>(m_pos + n));
-  m_pos += n;
-  return b;
+  const std::span<const u8> s = take(n);
+  return std::vector<u8>(s.begin(), s.end());
 }
-std::span<const u8> ByteReader::rest() {
-  std::span<const u8> r = m_bytes.subspan(m_pos);
-  m_pos = m_bytes.size();
-  return r;
+std::span<const u8> ByteReader::rest() { return take(left()); }
+void ByteReader::expect_done(const char* what) {
+  if (!done()) fail(std::to_string(left()) + " stray bytes after the " + what);
 }
 
-// ---------------------------------------------------------------- writer
+// ---------------------------------------------------------------- payloads
 
-JournalWriter::JournalWriter(const std::string& path, JournalHeader header)
-    : m_path(path), m_header(std::move(header)) {
-  m_header.reel_version = REEL_VERSION_STRING;
-  m_file = std::fopen(path.c_str(), "wb");
-  if (!m_file) throw JournalError(path + ": cannot create journal: " + std::strerror(errno));
-  write_raw(kMagic, sizeof kMagic);
-  u8 version[4];
-  for (int i = 0; i < 4; ++i) version[i] = static_cast<u8>(kJournalFormatVersion >> (8 * i));
-  write_raw(version, 4);
-}
-
-JournalWriter::~JournalWriter() { close(); }
-
-void JournalWriter::write_raw(const void* data, size_t size) {
-  if (m_failed || !m_file) return;
-  if (std::fwrite(data, 1, size, m_file) != size) {
-    std::fprintf(stderr, "reel: %s: write failed (%s); the journal stops at byte %llu\n", m_path.c_str(),
-                 std::strerror(errno), static_cast<unsigned long long>(m_offset));
-    m_failed = true;
-    return;
-  }
-  m_offset += size;
-}
-
-void JournalWriter::write_chunk(u32 type, const std::vector<u8>& payload) {
-  u8 head[kChunkHeaderSize] = {};
-  const u32 fields[4] = {kChunkMagic, type, static_cast<u32>(payload.size()), 0};
-  for (int f = 0; f < 4; ++f)
-    for (int i = 0; i < 4; ++i) head[f * 4 + i] = static_cast<u8>(fields[f] >> (8 * i));
-  const u64 hash = XXH3_64bits(payload.data(), payload.size());
-  for (int i = 0; i < 8; ++i) head[16 + i] = static_cast<u8>(hash >> (8 * i));
-  write_raw(head, sizeof head);
-  write_raw(payload.data(), payload.size());
-  if (!m_failed && m_file && std::fflush(m_file) != 0) {
-    std::fprintf(stderr, "reel: %s: write failed (%s)\n", m_path.c_str(), std::strerror(errno));
-    m_failed = true;
-  }
-}
-
-void JournalWriter::flush() {
-  if (!m_file) return;
-  if (!m_header_written) {
-    ByteWriter w;
-    w.str(m_header.reel_version);
-    w.u32v(static_cast<u32>(m_header.argv.size()));
-    for (const auto& a : m_header.argv) w.str(a);
-    w.str(m_header.cwd);
-    w.u64v(m_header.seed);
-    w.u64v(m_header.checkpoint_interval);
-    w.u32v(static_cast<u32>(m_header.inputs.size()));
-    for (const auto& in : m_header.inputs) {
-      w.str(in.path);
-      w.u64v(in.size);
-      w.u64v(in.hash);
-      w.u8v(in.embedded ? 1 : 0);
-      if (in.embedded) w.bytes(in.bytes);
-    }
-    w.u32v(static_cast<u32>(m_header.metadata.size()));
-    for (const auto& [k, v] : m_header.metadata) {
-      w.str(k);
-      w.str(v);
-    }
-    write_chunk(kChunkHeader, w.data());
-    m_header_written = true;
-  }
-  if (!m_pending.empty()) {
-    write_chunk(kChunkEvents, m_pending);
-    m_pending.clear();
-  }
-}
-
-void JournalWriter::append(EventKind kind, u64 icount, std::span<const u8> payload) {
+std::vector<u8> encode_host_time(i64 ns) {
   ByteWriter w;
-  w.u8v(static_cast<u8>(kind));
-  w.u64v(icount);
-  w.bytes(payload);
-  m_pending.insert(m_pending.end(), w.data().begin(), w.data().end());
-  m_last_icount = icount;
-  ++m_events;
-  if (m_pending.size() >= kFlushThreshold) flush();
+  w.i64v(ns);
+  return std::move(w.data());
 }
-
-void JournalWriter::close() {
-  if (!m_file) return;
-  flush();
-  std::fclose(m_file);
-  m_file = nullptr;
+std::vector<u8> encode_file_read(const FileReadRecord& r) {
+  ByteWriter w;
+  w.str(r.path);
+  w.u8v(r.ok ? 1 : 0);
+  w.u64v(r.size);
+  w.u64v(r.hash);
+  w.str(r.error);
+  w.u8v(r.embedded ? 1 : 0);
+  if (r.embedded) w.bytes(r.bytes);
+  return std::move(w.data());
 }
-
-// ---------------------------------------------------------------- reader
-
-JournalReader JournalReader::open(const std::string& path, Options options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw JournalError(path + ": cannot open journal: " + std::strerror(errno));
-  std::vector<u8> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse(bytes, path, options);
+std::vector<u8> encode_console_open(const ConsoleOpenRecord& r) {
+  ByteWriter w;
+  w.u32v(r.channel);
+  w.str(r.name);
+  return std::move(w.data());
 }
-
-JournalReader JournalReader::parse(std::span<const u8> bytes, const std::string& name, Options options) {
-  JournalReader r;
-  r.m_size = bytes.size();
-  if (bytes.size() < 12 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
-    throw JournalError(at(name, 0, "not a reel journal (bad magic)"));
-  }
-  r.m_version = load_u32(bytes.data() + 8);
-  if (r.m_version != kJournalFormatVersion) {
-    throw JournalError(at(name, 8, "journal format version " + std::to_string(r.m_version) +
-                                       " is not supported (this reel reads version " +
-                                       std::to_string(kJournalFormatVersion) + ")"));
-  }
-  size_t pos = 12;
-  bool have_header = false;
-  bool ended = false;
-  u64 last_icount = 0;
-  while (pos < bytes.size()) {
-    if (ended) throw JournalError(at(name, pos, "data after the end record"));
-    if (bytes.size() - pos < kChunkHeaderSize) {
-      if (options.allow_truncated && have_header) {
-        r.m_truncated = true;
-        break;
-      }
-      throw JournalError(at(name, pos, "truncated chunk header"));
-    }
-    const u8* h = bytes.data() + pos;
-    if (load_u32(h) != kChunkMagic) throw JournalError(at(name, pos, "bad chunk magic"));
-    if (load_u32(h + 12) != 0) throw JournalError(at(name, pos + 12, "bad chunk header (reserved field set)"));
-    const u32 type = load_u32(h + 4);
-    const u32 length = load_u32(h + 8);
-    const u64 hash = load_u64(h + 16);
-    if (length > kMaxChunk) throw JournalError(at(name, pos, "chunk length " + std::to_string(length) + " too large"));
-    if (bytes.size() - pos - kChunkHeaderSize < length) {
-      if (options.allow_truncated && have_header) {
-        r.m_truncated = true;
-        break;
-      }
-      throw JournalError(at(name, pos, "truncated chunk (the recording was cut short)"));
-    }
-    const std::span<const u8> payload = bytes.subspan(pos + kChunkHeaderSize, length);
-    if (XXH3_64bits(payload.data(), payload.size()) != hash) {
-      throw JournalError(at(name, pos, "chunk checksum mismatch"));
-    }
-    ByteReader br(payload, pos + kChunkHeaderSize, name);
-    if (type == kChunkHeader) {
-      if (have_header) throw JournalError(at(name, pos, "second header chunk"));
-      JournalHeader& hd = r.m_header;
-      hd.reel_version = br.str();
-      const u32 argc = br.u32v();
-      for (u32 i = 0; i < argc; ++i) hd.argv.push_back(br.str());
-      hd.cwd = br.str();
-      hd.seed = br.u64v();
-      hd.checkpoint_interval = br.u64v();
-      const u32 ninputs = br.u32v();
-      for (u32 i = 0; i < ninputs; ++i) {
-        InputFile f;
-        f.path = br.str();
-        f.size = br.u64v();
-        f.hash = br.u64v();
-        f.embedded = br.u8v() != 0;
-        if (f.embedded) f.bytes = br.bytes();
-        hd.inputs.push_back(std::move(f));
-      }
-      const u32 nmeta = br.u32v();
-      for (u32 i = 0; i < nmeta; ++i) {
-        std::string k = br.str();
-        hd.metadata.emplace_back(std::move(k), br.str());
-      }
-      if (!br.done()) throw JournalError(at(name, br.offset(), "trailing bytes in header"));
-      have_header = true;
-    } else if (type == kChunkEvents) {
-      if (!have_header) throw JournalError(at(name, pos, "events before the header"));
-      while (!br.done()) {
-        JournalEvent e;
-        e.offset = br.offset();
-        const u8 kind = br.u8v();
-        if (kind < 1 || kind > static_cast<u8>(EventKind::end)) {
-          throw JournalError(at(name, e.offset, "unknown event kind " + std::to_string(kind)));
-        }
-        e.kind = static_cast<EventKind>(kind);
-        e.icount = br.u64v();
-        if (e.icount < last_icount) throw JournalError(at(name, e.offset, "event instruction counts go backwards"));
-        last_icount = e.icount;
-        e.payload = br.bytes();
-        if (e.kind == EventKind::end) ended = true;
-        r.m_events.push_back(std::move(e));
-        if (ended && !br.done()) throw JournalError(at(name, br.offset(), "events after the end record"));
-      }
-    } else {
-      throw JournalError(at(name, pos, "unknown chunk type " + std::to_string(type)));
-    }
-    pos += kChunkHeaderSize + length;
-  }
-  if (!have_header) throw JournalError(at(name, pos, "journal has no header (the recording wrote nothing)"));
-  return r;
+std::vector<u8> encode_console_input(ChannelId channel, std::span<const u8> bytes) {
+  ByteWriter w;
+  w.u32v(channel);
+  w.raw(bytes);
+  return std::move(w.data());
 }
-
+std::vector<u8> encode_console_digest(const ConsoleDigestRecord& r) {
+  ByteWriter w;
+  w.u32v(r.channel);
+  w.u64v(r.total);
+  w.u64v(r.hash);
+  return std::move(w.data());
+}
+std::vector<u8> encode_idle_advance(const IdleAdvanceRecord& r) {
+  ByteWriter w;
+  w.u64v(r.resume_ns);
+  w.u64v(r.deadline_ns);
+  return std::move(w.data());
+}
+std::vector<u8> encode_checkpoint(u64 state_hash) {
+  ByteWriter w;
+  w.u64v(state_hash);
+  return std::move(w.data());
+}
 std::vector<u8> encode_end(const EndRecord& end) {
   ByteWriter w;
   w.u8v(end.kind);
@@ -305,18 +316,390 @@ std::vector<u8> encode_end(const EndRecord& end) {
   w.u64v(end.icount);
   w.u64v(end.time_ns);
   w.u64v(end.state_hash);
+  w.u32v(static_cast<u32>(end.digests.size()));
+  for (const auto& d : end.digests) {
+    w.u32v(d.channel);
+    w.u64v(d.total);
+    w.u64v(d.hash);
+  }
   return std::move(w.data());
 }
 
-EndRecord decode_end(const JournalEvent& event, const std::string& name) {
-  ByteReader br(event.payload, event.offset, name);
-  EndRecord e;
-  e.kind = br.u8v();
-  e.status = static_cast<i32>(br.u32v());
-  e.icount = br.u64v();
-  e.time_ns = br.u64v();
-  e.state_hash = br.u64v();
-  return e;
+i64 decode_host_time(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::host_time, name);
+  const i64 v = r.i64v();
+  r.expect_done("host_time event");
+  return v;
+}
+FileReadRecord decode_file_read(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::file_read, name);
+  FileReadRecord f;
+  f.path = r.str();
+  const u8 ok = r.u8v();
+  f.size = r.u64v();
+  f.hash = r.u64v();
+  f.error = r.str();
+  const u8 embedded = r.u8v();
+  if (ok > 1 || embedded > 1) r.fail("bad flag in file_read event");
+  f.ok = ok == 1;
+  f.embedded = embedded == 1;
+  if (f.embedded) {
+    f.bytes = r.bytes();
+    if (f.bytes.size() != f.size || XXH3_64bits(f.bytes.data(), f.bytes.size()) != f.hash) {
+      r.fail("embedded contents of " + f.path + " do not match their hash");
+    }
+  }
+  r.expect_done("file_read event");
+  return f;
+}
+ConsoleOpenRecord decode_console_open(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::console_open, name);
+  ConsoleOpenRecord c;
+  c.channel = r.u32v();
+  c.name = r.str();
+  r.expect_done("console_open event");
+  return c;
+}
+ConsoleInputRecord decode_console_input(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::console_input, name);
+  ConsoleInputRecord c;
+  c.channel = r.u32v();
+  const std::span<const u8> rest = r.rest();
+  c.bytes.assign(rest.begin(), rest.end());
+  return c;
+}
+ConsoleDigestRecord decode_console_digest(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::console_digest, name);
+  ConsoleDigestRecord d;
+  d.channel = r.u32v();
+  d.total = r.u64v();
+  d.hash = r.u64v();
+  r.expect_done("console_digest event");
+  return d;
+}
+IdleAdvanceRecord decode_idle_advance(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::idle_advance, name);
+  IdleAdvanceRecord a;
+  a.resume_ns = r.u64v();
+  a.deadline_ns = r.u64v();
+  r.expect_done("idle_advance event");
+  return a;
+}
+u64 decode_checkpoint(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::checkpoint, name);
+  const u64 v = r.u64v();
+  r.expect_done("checkpoint event");
+  return v;
+}
+EndRecord decode_end(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::end, name);
+  EndRecord end;
+  end.kind = r.u8v();
+  if (end.kind > static_cast<u8>(RunEnd::Kind::journal_end))
+    r.fail("unknown run end kind " + std::to_string(end.kind));
+  end.status = static_cast<i32>(r.u32v());
+  end.icount = r.u64v();
+  end.time_ns = r.u64v();
+  end.state_hash = r.u64v();
+  const u32 n = r.u32v();
+  for (u32 i = 0; i < n; ++i) {
+    ConsoleDigestRecord d;
+    d.channel = r.u32v();
+    d.total = r.u64v();
+    d.hash = r.u64v();
+    end.digests.push_back(d);
+  }
+  r.expect_done("end event");
+  if (end.icount != e.icount) r.fail("end event's instruction count disagrees with its stamp");
+  return end;
+}
+
+std::string describe_event(const JournalEvent& e) {
+  std::string s = std::string(event_kind_name(e.kind)) + " at icount " + std::to_string(e.icount);
+  // Details help a divergence report; a payload that does not decode (an
+  // event built by hand) is described by its kind alone.
+  try {
+    switch (e.kind) {
+      case EventKind::host_time:
+        s += " (" + std::to_string(decode_host_time(e, "")) + " ns)";
+        break;
+      case EventKind::file_read:
+        s += " (" + decode_file_read(e, "").path + ")";
+        break;
+      case EventKind::console_open: {
+        const ConsoleOpenRecord c = decode_console_open(e, "");
+        s += " (channel " + std::to_string(c.channel) + ", " + c.name + ")";
+        break;
+      }
+      case EventKind::console_input: {
+        const ConsoleInputRecord c = decode_console_input(e, "");
+        s += " (channel " + std::to_string(c.channel) + ", " + std::to_string(c.bytes.size()) + " bytes)";
+        break;
+      }
+      case EventKind::console_digest: {
+        const ConsoleDigestRecord d = decode_console_digest(e, "");
+        s += " (channel " + std::to_string(d.channel) + ", " + std::to_string(d.total) + " bytes)";
+        break;
+      }
+      case EventKind::idle_advance:
+        s += " (resume at " + std::to_string(decode_idle_advance(e, "").resume_ns) + " ns)";
+        break;
+      case EventKind::checkpoint:
+        s += " (state hash " + hex(decode_checkpoint(e, "")) + ")";
+        break;
+      case EventKind::end:
+        s += " (status " + std::to_string(decode_end(e, "").status) + ")";
+        break;
+    }
+  } catch (const JournalError&) {
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- writer
+
+JournalWriter::JournalWriter(const std::string& path, JournalHeader header)
+    : m_name(path), m_header(std::move(header)) {
+  m_header.reel_version = REEL_VERSION_STRING;
+  m_file = std::fopen(path.c_str(), "wb");
+  if (!m_file) throw JournalError(path + ": cannot create the journal: " + std::strerror(errno));
+  u8 pre[kPreambleSize];
+  std::memcpy(pre, kMagic, sizeof kMagic);
+  store_u32(pre + 8, kJournalFormatVersion);
+  if (write_bytes(pre) && std::fflush(m_file) == 0) {
+    m_offset = kPreambleSize;
+  } else {
+    fail(std::strerror(errno));
+  }
+}
+
+JournalWriter::JournalWriter(std::ostream& out, JournalHeader header, std::string name)
+    : m_name(std::move(name)), m_stream(&out), m_header(std::move(header)) {
+  m_header.reel_version = REEL_VERSION_STRING;
+  u8 pre[kPreambleSize];
+  std::memcpy(pre, kMagic, sizeof kMagic);
+  store_u32(pre + 8, kJournalFormatVersion);
+  if (write_bytes(pre)) m_offset = kPreambleSize;
+}
+
+JournalWriter::~JournalWriter() { close(); }
+
+bool JournalWriter::write_bytes(std::span<const u8> bytes) {
+  if (m_file) {
+    if (std::fwrite(bytes.data(), 1, bytes.size(), m_file) != bytes.size()) return false;
+    return std::fflush(m_file) == 0;
+  }
+  m_stream->write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  m_stream->flush();
+  if (!*m_stream) {
+    errno = EIO;
+    return false;
+  }
+  return true;
+}
+
+void JournalWriter::fail(const std::string& why) {
+  if (m_failed) return;
+  m_failed = true;
+  m_pending.data().clear();
+  // A torn chunk at the end would make the journal unreadable without
+  // --allow-truncated; cutting it off keeps every complete chunk usable.
+  if (m_file) {
+    std::clearerr(m_file);
+    if (::ftruncate(::fileno(m_file), static_cast<off_t>(m_offset)) == 0) std::fseek(m_file, 0, SEEK_END);
+  }
+  m_error = m_name + ": write failed (" + why + "); recording stopped, the journal keeps its first " +
+            std::to_string(m_offset) + " bytes";
+  std::fprintf(stderr, "reel: %s\n", m_error.c_str());
+}
+
+void JournalWriter::write_chunk(u32 magic, std::span<const u8> payload) {
+  if (m_failed) return;
+  if (payload.size() > kMaxChunkPayload) {
+    fail("a chunk of " + std::to_string(payload.size()) + " bytes is larger than the format allows");
+    return;
+  }
+  // One buffer, one write: the chunk reaches the OS whole or not at all
+  // as far as this process can tell.
+  std::vector<u8> chunk(kChunkHeadSize + payload.size());
+  store_u32(chunk.data(), magic);
+  store_u32(chunk.data() + 4, static_cast<u32>(payload.size()));
+  store_u64(chunk.data() + 8, XXH3_64bits(payload.data(), payload.size()));
+  if (!payload.empty()) std::memcpy(chunk.data() + kChunkHeadSize, payload.data(), payload.size());
+  if (!write_bytes(chunk)) {
+    fail(std::strerror(errno));
+    return;
+  }
+  m_offset += chunk.size();
+}
+
+void JournalWriter::flush() {
+  if (m_closed || m_failed) return;
+  if (!m_header_written) {
+    write_chunk(kHeaderChunk, encode_header(m_header));
+    m_header_written = true;
+  }
+  if (!m_pending.data().empty()) {
+    write_chunk(kEventChunk, m_pending.data());
+    m_pending.data().clear();
+  }
+}
+
+void JournalWriter::append(EventKind kind, u64 icount, std::span<const u8> payload) {
+  if (icount < m_last_icount) {
+    throw std::logic_error(m_name + ": journal event " + event_kind_name(kind) + " at icount " +
+                           std::to_string(icount) + " after one at " + std::to_string(m_last_icount));
+  }
+  if (m_closed || m_failed) return;
+  m_pending.u8v(static_cast<u8>(kind));
+  m_pending.uleb(icount - m_last_icount);
+  m_pending.uleb(payload.size());
+  m_pending.raw(payload);
+  m_last_icount = icount;
+  ++m_events;
+  if (m_pending.data().size() >= kFlushThreshold) flush();
+}
+
+void JournalWriter::close() {
+  if (m_closed) return;
+  flush();
+  m_closed = true;
+  if (m_file) {
+    if (std::fclose(m_file) != 0 && !m_failed) {
+      m_failed = true;
+      m_error = m_name + ": closing the journal failed (" + std::strerror(errno) + ")";
+      std::fprintf(stderr, "reel: %s\n", m_error.c_str());
+    }
+    m_file = nullptr;
+  }
+}
+
+// ---------------------------------------------------------------- reader
+
+JournalReader JournalReader::open(const std::string& path, Options options) {
+  // An ifstream opens a directory and then reports a nonsense size.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw JournalError(path + ": cannot open the journal: " + std::strerror(EISDIR));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw JournalError(path + ": cannot open the journal: " + std::strerror(errno));
+  return read(in, path, options);
+}
+
+JournalReader JournalReader::read(std::istream& in, const std::string& name, Options options) {
+  std::vector<u8> bytes;
+  // One read when the size is known (a file); byte by byte otherwise.
+  const std::streampos start = in.tellg();
+  if (start != std::streampos(-1) && in.seekg(0, std::ios::end)) {
+    const std::streamoff size = in.tellg() - start;
+    in.seekg(start);
+    if (size > 0) {
+      bytes.resize(static_cast<size_t>(size));
+      in.read(reinterpret_cast<char*>(bytes.data()), size);
+      bytes.resize(static_cast<size_t>(in.gcount()));
+    }
+  } else {
+    in.clear();
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (in.bad()) throw JournalError(name + ": read error");
+  return parse(bytes, name, options);
+}
+
+std::optional<EndRecord> JournalReader::end_record() const {
+  if (!has_end()) return std::nullopt;
+  return decode_end(m_events.back(), m_name);
+}
+
+JournalReader JournalReader::parse(std::span<const u8> bytes, const std::string& name, Options options) {
+  JournalReader r;
+  r.m_name = name;
+  r.m_size = bytes.size();
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    throw JournalError(at_byte(name, 0, "not a reel journal (bad magic)"));
+  }
+  if (bytes.size() < kPreambleSize) throw JournalError(at_byte(name, 8, "truncated format version"));
+  r.m_version = load_u32(bytes.data() + 8);
+  if (r.m_version != kJournalFormatVersion) {
+    throw JournalError(at_byte(name, 8,
+                               "journal format version " + std::to_string(r.m_version) +
+                                   " is not supported (this reel reads version " +
+                                   std::to_string(kJournalFormatVersion) + ")"));
+  }
+  size_t pos = kPreambleSize;
+  bool have_header = false;
+  u64 icount = 0;
+  while (pos < bytes.size()) {
+    const size_t left = bytes.size() - pos;
+    // A torn tail: what an interrupted write leaves. Only the last chunk
+    // can be torn, so only it may be dropped.
+    auto torn = [&](const char* problem) {
+      if (!options.allow_truncated || !have_header) throw JournalError(at_byte(name, pos, problem));
+      r.m_truncated = true;
+    };
+    if (left < kChunkHeadSize) {
+      torn("truncated chunk header (the recording was cut short)");
+      break;
+    }
+    const u8* head = bytes.data() + pos;
+    const u32 magic = load_u32(head);
+    const u64 length = load_u32(head + 4);
+    const u64 hash = load_u64(head + 8);
+    if (magic != kHeaderChunk && magic != kEventChunk)
+      throw JournalError(at_byte(name, pos, "bad chunk magic"));
+    if (length > kMaxChunkPayload) {
+      throw JournalError(at_byte(name, pos + 4, "chunk length " + std::to_string(length) + " is too big"));
+    }
+    if (left - kChunkHeadSize < length) {
+      torn("truncated chunk (the recording was cut short)");
+      break;
+    }
+    const std::span<const u8> payload = bytes.subspan(pos + kChunkHeadSize, length);
+    if (options.verify_checksums && XXH3_64bits(payload.data(), payload.size()) != hash) {
+      // A crash can leave a last chunk of the right length holding zeros.
+      if (pos + kChunkHeadSize + length == bytes.size()) {
+        torn("chunk checksum mismatch");
+        break;
+      }
+      throw JournalError(at_byte(name, pos, "chunk checksum mismatch"));
+    }
+    ByteReader br(payload, pos + kChunkHeadSize, name);
+    if (magic == kHeaderChunk) {
+      if (have_header) throw JournalError(at_byte(name, pos, "a second header chunk"));
+      r.m_header = decode_header(br);
+      have_header = true;
+    } else {
+      if (!have_header) throw JournalError(at_byte(name, pos, "an event chunk before the header"));
+      if (payload.empty()) throw JournalError(at_byte(name, pos, "an empty event chunk"));
+      while (!br.done()) {
+        if (r.has_end()) throw JournalError(at_byte(name, br.offset(), "events after the end event"));
+        JournalEvent e;
+        e.offset = br.offset();
+        const u8 kind = br.u8v();
+        if (kind < 1 || kind > kLastEventKind) {
+          throw JournalError(at_byte(name, e.offset, "unknown event kind " + std::to_string(kind)));
+        }
+        e.kind = static_cast<EventKind>(kind);
+        const u64 delta = br.uleb();
+        if (delta > kNever - 1 - icount)
+          throw JournalError(at_byte(name, e.offset, "instruction count overflows"));
+        icount += delta;
+        e.icount = icount;
+        const u64 size = br.uleb();
+        if (size > br.left()) throw JournalError(at_byte(name, e.offset, "event payload overruns its chunk"));
+        const std::span<const u8> p = br.take(static_cast<size_t>(size));
+        e.payload.assign(p.begin(), p.end());
+        validate_event(e, name);
+        ++r.m_counts[kind];
+        r.m_events.push_back(std::move(e));
+      }
+    }
+    pos += kChunkHeadSize + length;
+  }
+  if (!have_header) throw JournalError(at_byte(name, pos, "no header chunk (the recording wrote nothing)"));
+  r.m_valid_size = pos;
+  return r;
 }
 
 }  // namespace reel

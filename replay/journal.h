@@ -1,45 +1,66 @@
 #pragma once
 
+// The journal: everything a recording observed from the host, in the order
+// and at the instruction counts where the machine observed it. The writer
+// and the reader live together so that the format has one definition.
+//
+// On disk (all integers little-endian):
+//   "REELJRNL"  u32 format version
+//   chunk*      u32 magic  u32 payload length  u64 XXH3-64(payload)  payload
+// The first chunk is the header (magic "RJHD"); the others hold events
+// (magic "RJEV"). An event is: u8 kind, uleb128 icount delta from the
+// previous event, uleb128 payload length, payload.
+
+#include <array>
 #include <cstdio>
+#include <iosfwd>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/host_io.h"
 #include "core/types.h"
 
 namespace reel {
 
-// A journal that cannot be read: what() is one line naming the file, the
-// problem and the byte offset.
+// A journal that cannot be read or written: what() is one line naming the
+// file, the problem and the byte offset.
 class JournalError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr u32 kJournalFormatVersion = 1;
+// Bump on any change to the layout below; the reader refuses other
+// versions with a message naming both.
+inline constexpr u32 kJournalFormatVersion = 2;  // 1 was the first draft, never released
 
 enum class EventKind : u8 {
   host_time = 1,       // i64 ns since the epoch
   file_read = 2,       // path, ok, size, hash, error, [embedded bytes]
-  console_open = 3,    // channel, name
-  console_input = 4,   // channel, bytes
-  console_digest = 5,  // channel, total bytes, running XXH3 of them
-  idle_advance = 6,    // virtual ns to resume at
+  console_open = 3,    // channel, console name
+  console_input = 4,   // u32 channel, then the bytes up to the payload end
+  console_digest = 5,  // channel, total bytes so far, running XXH3 of them
+  idle_advance = 6,    // virtual ns to resume at, the timer deadline it had
   checkpoint = 7,      // machine state hash
-  end = 8,             // RunEnd
+  end = 8,             // RunEnd and the final console digests
+  // Later formats add socket operations, peer frames, accepts... here.
 };
+inline constexpr u8 kLastEventKind = static_cast<u8>(EventKind::end);
+
 const char* event_kind_name(EventKind kind);
-// Synchronous events answer a request the machine makes; the others are
-// delivered at loop boundaries.
+// Synchronous events answer a request the machine makes while it runs; the
+// others are taken at loop boundaries (idle_advance: by idle()).
 bool is_synchronous(EventKind kind);
 
 struct JournalEvent {
   EventKind kind = EventKind::end;
   u64 icount = 0;
   std::vector<u8> payload;
-  u64 offset = 0;  // byte offset of the chunk holding it (for messages)
+  u64 offset = 0;  // byte offset of the event in the file, for messages
 };
 
 struct InputFile {
@@ -51,127 +72,228 @@ struct InputFile {
 };
 
 struct JournalHeader {
-  std::string reel_version;
+  std::string reel_version;       // filled in by the writer
   std::vector<std::string> argv;  // the machine options, re-parsed by replay
   std::string cwd;
   u64 seed = 0;
-  u64 checkpoint_interval = 0;
-  std::vector<InputFile> inputs;
+  u64 checkpoint_interval = 0;  // instructions
+  // The recording's host poll interval. Replay stops its CPU slices at the
+  // same instruction counts, so slice ends match the recording's exactly.
+  u64 poll_interval = 0;
+  std::vector<InputFile> inputs;  // files read before the first event chunk
   std::vector<std::pair<std::string, std::string>> metadata;
 };
 
-// Little-endian encoding of event payloads. The reader checks every length
-// against what is left and throws JournalError naming the offset.
+// Little-endian encoding of payloads.
 class ByteWriter {
  public:
-  void u8v(u8 v) { m_bytes.push_back(v); }
+  void u8v(u8 v);
   void u32v(u32 v);
   void u64v(u64 v);
   void i64v(i64 v) { u64v(static_cast<u64>(v)); }
-  void str(std::string_view s);
-  void bytes(std::span<const u8> b);  // length-prefixed
-  void raw(std::span<const u8> b) { m_bytes.insert(m_bytes.end(), b.begin(), b.end()); }
+  void uleb(u64 v);
+  void str(std::string_view s);       // u32 length, bytes
+  void bytes(std::span<const u8> b);  // u32 length, bytes
+  void raw(std::span<const u8> b);
   std::vector<u8>& data() { return m_bytes; }
 
  private:
+  u8* grow(size_t n);
   std::vector<u8> m_bytes;
 };
 
+// Reads what ByteWriter wrote. Every length is checked against what is
+// left; a record running past its end throws JournalError naming the file
+// offset.
 class ByteReader {
  public:
-  ByteReader(std::span<const u8> bytes, u64 base_offset, std::string what)
-      : m_bytes(bytes), m_base(base_offset), m_what(std::move(what)) {}
+  ByteReader(std::span<const u8> bytes, u64 base_offset, std::string name)
+      : m_bytes(bytes), m_base(base_offset), m_name(std::move(name)) {}
   u8 u8v();
   u32 u32v();
   u64 u64v();
   i64 i64v() { return static_cast<i64>(u64v()); }
+  u64 uleb();
   std::string str();
   std::vector<u8> bytes();
+  std::span<const u8> take(size_t n);
   std::span<const u8> rest();
   bool done() const { return m_pos == m_bytes.size(); }
+  size_t left() const { return m_bytes.size() - m_pos; }
   u64 offset() const { return m_base + m_pos; }
+  // Throws unless every byte was read.
+  void expect_done(const char* what);
+  [[noreturn]] void fail(const std::string& problem) const;
 
  private:
-  void need(size_t n);
+  void need(size_t n, const char* what);
   std::span<const u8> m_bytes;
   size_t m_pos = 0;
   u64 m_base;
-  std::string m_what;
+  std::string m_name;
 };
 
-// Writes a journal: the magic and version, a header chunk (written lazily,
-// so files read while the machine is built still enter the header's input
-// table), then event chunks. Each chunk is flushed to the OS as it is
-// written, so an interrupted recording leaves a valid journal up to its
-// last complete chunk. A write error (disk full) is reported once and
-// recording stops; the run itself goes on.
+// ---- Typed event payloads, shared by recording, replay and `reel info`.
+
+struct FileReadRecord {
+  std::string path;
+  bool ok = false;
+  u64 size = 0;
+  u64 hash = 0;
+  std::string error;
+  bool embedded = false;
+  std::vector<u8> bytes;  // when embedded
+};
+struct ConsoleOpenRecord {
+  ChannelId channel = 0;
+  std::string name;
+};
+struct ConsoleInputRecord {
+  ChannelId channel = 0;
+  std::vector<u8> bytes;
+};
+struct ConsoleDigestRecord {
+  ChannelId channel = 0;
+  u64 total = 0;  // bytes written to the channel so far
+  u64 hash = 0;   // XXH3-64 of all of them
+};
+struct IdleAdvanceRecord {
+  u64 resume_ns = 0;
+  u64 deadline_ns = kNever;  // the timer deadline idle() was given
+};
+struct EndRecord {
+  u8 kind = 0;  // RunEnd::Kind
+  i32 status = 0;
+  u64 icount = 0;
+  u64 time_ns = 0;
+  u64 state_hash = 0;
+  std::vector<ConsoleDigestRecord> digests;  // every channel
+};
+
+std::vector<u8> encode_host_time(i64 ns);
+std::vector<u8> encode_file_read(const FileReadRecord& r);
+std::vector<u8> encode_console_open(const ConsoleOpenRecord& r);
+std::vector<u8> encode_console_input(ChannelId channel, std::span<const u8> bytes);
+std::vector<u8> encode_console_digest(const ConsoleDigestRecord& r);
+std::vector<u8> encode_idle_advance(const IdleAdvanceRecord& r);
+std::vector<u8> encode_checkpoint(u64 state_hash);
+std::vector<u8> encode_end(const EndRecord& end);
+
+// Decoders check the event's kind and that the payload is exactly one
+// record; the reader runs them on every event it loads, so events of a
+// JournalReader always decode. `name` is the journal's, for messages.
+i64 decode_host_time(const JournalEvent& e, const std::string& name);
+FileReadRecord decode_file_read(const JournalEvent& e, const std::string& name);
+ConsoleOpenRecord decode_console_open(const JournalEvent& e, const std::string& name);
+ConsoleInputRecord decode_console_input(const JournalEvent& e, const std::string& name);
+ConsoleDigestRecord decode_console_digest(const JournalEvent& e, const std::string& name);
+IdleAdvanceRecord decode_idle_advance(const JournalEvent& e, const std::string& name);
+u64 decode_checkpoint(const JournalEvent& e, const std::string& name);
+EndRecord decode_end(const JournalEvent& e, const std::string& name);
+// One line for messages: "console_input at icount 1234 (channel 0, 6 bytes)".
+std::string describe_event(const JournalEvent& e);
+
+// Writes a journal: the magic and version at once, the header chunk lazily
+// at the first flush (so files read while the machine is built still enter
+// the header's input table), then event chunks. Events are buffered and
+// written as a chunk when the buffer reaches 64 KiB and whenever flush() is
+// called (the recorder does at checkpoints and after inputs), each followed
+// by fflush, so an interrupted recording leaves a valid journal up to its
+// last complete chunk. A write error (disk full) is reported once on
+// stderr, the file is cut back to its last complete chunk, and further
+// events are dropped; the run itself goes on.
 class JournalWriter {
  public:
+  // Throws JournalError when the file cannot be created.
   JournalWriter(const std::string& path, JournalHeader header);
+  // Writes into a stream (tests, fuzz seeds); `name` is for messages.
+  JournalWriter(std::ostream& out, JournalHeader header, std::string name);
   ~JournalWriter();
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
 
   bool header_written() const { return m_header_written; }
+  // Mutable until the first flush.
   JournalHeader& header() { return m_header; }
 
+  // icount must not decrease from one event to the next.
   void append(EventKind kind, u64 icount, std::span<const u8> payload);
-  // Writes buffered events as one chunk.
   void flush();
   void close();
-  const std::string& path() const { return m_path; }
+
+  const std::string& path() const { return m_name; }
+  bool failed() const { return m_failed; }
+  const std::string& error() const { return m_error; }
   u64 events_written() const { return m_events; }
   u64 bytes_written() const { return m_offset; }
 
  private:
-  void write_chunk(u32 type, const std::vector<u8>& payload);
-  void write_raw(const void* data, size_t size);
+  void write_chunk(u32 magic, std::span<const u8> payload);
+  bool write_bytes(std::span<const u8> bytes);
+  void fail(const std::string& why);
 
-  std::string m_path;
+  std::string m_name;
   std::FILE* m_file = nullptr;
+  std::ostream* m_stream = nullptr;
   JournalHeader m_header;
   bool m_header_written = false;
   bool m_failed = false;
-  std::vector<u8> m_pending;
+  bool m_closed = false;
+  std::string m_error;
+  ByteWriter m_pending;  // events not yet written
   u64 m_last_icount = 0;
   u64 m_events = 0;
-  u64 m_offset = 0;
+  u64 m_offset = 0;  // end of the last complete chunk
 };
 
-// Reads and checks a whole journal at open, so a corrupted file is refused
-// before anything runs.
+// Reads and checks a whole journal at once, so a corrupted file is refused
+// before anything runs: bad magic, another format version, a checksum
+// mismatch, a truncated chunk, an oversized length, an event overrunning
+// its chunk, an unknown event kind or a payload that does not decode all
+// throw JournalError naming the byte offset. A file ending cleanly at a
+// chunk boundary without an end event is an interrupted recording
+// (has_end() is false).
 class JournalReader {
  public:
   struct Options {
-    bool allow_truncated = false;  // use the valid prefix of a torn file
+    // Use the valid prefix of a journal whose last chunk is torn, instead
+    // of refusing it.
+    bool allow_truncated = false;
+    // Fuzz targets turn this off to reach the parsing behind the checksums.
+    bool verify_checksums = true;
   };
   static JournalReader open(const std::string& path, Options options);
+  static JournalReader read(std::istream& in, const std::string& name, Options options);
   static JournalReader parse(std::span<const u8> bytes, const std::string& name, Options options);
 
+  const std::string& name() const { return m_name; }
   const JournalHeader& header() const { return m_header; }
   const std::vector<JournalEvent>& events() const { return m_events; }
+  auto begin() const { return m_events.begin(); }
+  auto end() const { return m_events.end(); }
+  size_t size() const { return m_events.size(); }
+
   bool has_end() const { return !m_events.empty() && m_events.back().kind == EventKind::end; }
+  // The end event, or nullptr for an interrupted recording.
+  const JournalEvent* end_event() const { return has_end() ? &m_events.back() : nullptr; }
+  std::optional<EndRecord> end_record() const;
+  u64 count(EventKind kind) const { return m_counts[static_cast<u8>(kind) % m_counts.size()]; }
+
+  // allow_truncated dropped a torn last chunk starting at valid_size().
   bool truncated() const { return m_truncated; }
+  u64 valid_size() const { return m_valid_size; }
   u32 format_version() const { return m_version; }
   u64 file_size() const { return m_size; }
 
  private:
+  std::string m_name;
   JournalHeader m_header;
   std::vector<JournalEvent> m_events;
+  std::array<u64, kLastEventKind + 1> m_counts{};
   bool m_truncated = false;
+  u64 m_valid_size = 0;
   u32 m_version = 0;
   u64 m_size = 0;
 };
-
-// Event payload codecs shared by the recording and replaying sides.
-struct EndRecord {
-  u8 kind = 0;
-  i32 status = 0;
-  u64 icount = 0;
-  u64 time_ns = 0;
-  u64 state_hash = 0;
-};
-std::vector<u8> encode_end(const EndRecord& end);
-EndRecord decode_end(const JournalEvent& event, const std::string& name);
 
 }  // namespace reel

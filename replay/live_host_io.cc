@@ -2,55 +2,37 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
-#include <stdexcept>
 
 #include "core/virtual_clock.h"
 
 namespace reel {
-
-struct LiveHostIO::Console {
-  ConsoleSpec spec;
-  int out_fd = -1;
-  bool owns_fd = false;
-  bool input_live = false;
-  XXH3_state_t* digest = nullptr;
-  u64 total = 0;
-  ~Console() {
-    if (owns_fd && out_fd >= 0) ::close(out_fd);
-    if (digest) XXH3_freeState(digest);
-  }
-};
 
 namespace {
 
 u64 monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<u64>(ts.tv_sec) * 1000000000ull + static_cast<u64>(ts.tv_nsec);
+  return static_cast<u64>(ts.tv_sec) * 1'000'000'000u + static_cast<u64>(ts.tv_nsec);
 }
 
-void write_all(int fd, std::span<const u8> bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // a closed pipe or full disk loses console output, not the run
-    }
-    done += static_cast<size_t>(n);
-  }
-}
+// Reading more per boundary would only delay the guest's view of the rest.
+constexpr size_t kInputReadSize = 4096;
+// Idle waits poll in slices so a stop request (Ctrl-C) is seen soon even if
+// its signal landed between two checks.
+constexpr u64 kIdleSliceNs = 100'000'000;
 
 }  // namespace
 
-LiveHostIO::LiveHostIO(Options options) : m_options(options) {}
+LiveHostIO::LiveHostIO(Options options) : m_options(options) {
+  if (m_options.poll_interval == 0) m_options.poll_interval = 1;
+}
 LiveHostIO::~LiveHostIO() = default;
 
 void LiveHostIO::attach(const VirtualClock* clock, std::function<u64()> state_hasher) {
@@ -58,25 +40,42 @@ void LiveHostIO::attach(const VirtualClock* clock, std::function<u64()> state_ha
   m_hasher = std::move(state_hasher);
 }
 
+u64 LiveHostIO::current_icount() const { return m_clock ? m_clock->icount() : 0; }
+
 i64 LiveHostIO::host_time_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<i64>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+  return static_cast<i64>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 HostFile LiveHostIO::read_host_file(const std::string& path) {
   HostFile f;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     f.error = std::strerror(errno);
     return f;
   }
-  f.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (in.bad()) {
-    f.error = "read error";
-    f.bytes.clear();
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    f.error = std::strerror(EISDIR);
     return f;
   }
+  if (st.st_size > 0) f.bytes.reserve(static_cast<size_t>(st.st_size));
+  u8 buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      f.error = std::strerror(errno);
+      f.bytes.clear();
+      ::close(fd);
+      return f;
+    }
+    f.bytes.insert(f.bytes.end(), buf, buf + n);
+  }
+  ::close(fd);
   f.ok = true;
   return f;
 }
@@ -84,109 +83,82 @@ HostFile LiveHostIO::read_host_file(const std::string& path) {
 HostFile LiveHostIO::read_file(const std::string& path) { return read_host_file(path); }
 
 ChannelId LiveHostIO::open_console(const ConsoleSpec& spec) {
-  auto c = std::make_unique<Console>();
-  c->spec = spec;
-  c->digest = XXH3_createState();
-  XXH3_64bits_reset(c->digest);
-  switch (spec.kind) {
-    case ConsoleSpec::Kind::stdio:
-      c->out_fd = 1;
-      c->input_live = spec.wants_input;
-      break;
-    case ConsoleSpec::Kind::file:
-      c->out_fd = ::open(spec.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (c->out_fd < 0) throw HostError(spec.name + " file:" + spec.path + ": " + std::strerror(errno));
-      c->owns_fd = true;
-      break;
-    case ConsoleSpec::Kind::none:
-      break;
+  const ChannelId id = m_consoles.open(spec);
+  // One descriptor cannot feed two consoles; the first that asks gets it.
+  if (spec.kind == ConsoleSpec::Kind::stdio && spec.wants_input && !m_input_channel &&
+      m_options.input_fd >= 0) {
+    m_input_channel = id;
   }
-  // Only one console can own stdin.
-  if (c->input_live) {
-    for (const auto& other : m_consoles) {
-      if (other->input_live) c->input_live = false;
-    }
-  }
-  m_consoles.push_back(std::move(c));
-  return static_cast<ChannelId>(m_consoles.size() - 1);
+  return id;
 }
 
 void LiveHostIO::console_write(ChannelId channel, std::span<const u8> bytes) {
-  if (channel >= m_consoles.size()) return;
-  Console& c = *m_consoles[channel];
-  XXH3_64bits_update(c.digest, bytes.data(), bytes.size());
-  c.total += bytes.size();
-  if (c.out_fd >= 0) write_all(c.out_fd, bytes);
+  m_consoles.write(channel, bytes);
 }
 
-LiveHostIO::Digest LiveHostIO::console_digest(ChannelId channel) const {
-  const Console& c = *m_consoles.at(channel);
-  return Digest{c.total, XXH3_64bits_digest(c.digest)};
-}
-
-bool LiveHostIO::has_live_inputs() const {
-  for (const auto& c : m_consoles) {
-    if (c->input_live) return true;
+void LiveHostIO::read_input() {
+  if (!m_input_channel) return;
+  pollfd p{m_options.input_fd, POLLIN, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0) return;
+  if (!(p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) return;
+  u8 buf[kInputReadSize];
+  ssize_t n;
+  do {
+    n = ::read(m_options.input_fd, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    m_pending_input.insert(m_pending_input.end(), buf, buf + n);
+  } else if (n == 0 || errno != EAGAIN) {
+    m_input_channel.reset();  // EOF or a broken descriptor: no more input
   }
-  return false;
 }
 
-void LiveHostIO::poll_inputs(InputSink* sink, int timeout_ms) {
-  for (ChannelId id = 0; id < m_consoles.size(); ++id) {
-    Console& c = *m_consoles[id];
-    if (!c.input_live) continue;
-    pollfd p{0, POLLIN, 0};
-    const int r = ::poll(&p, 1, timeout_ms);
-    if (r <= 0) continue;
-    u8 buf[4096];
-    const ssize_t n = ::read(0, buf, sizeof buf);
-    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-      c.input_live = false;  // EOF: stdin is no longer a source
-      continue;
-    }
-    if (n > 0) m_pending_inputs.emplace_back(id, std::vector<u8>(buf, buf + n));
-  }
-  if (!sink) return;
-  for (auto& [id, bytes] : m_pending_inputs) {
-    on_input(id, bytes);
-    sink->deliver_input(id, bytes);
-  }
-  m_pending_inputs.clear();
-}
-
-u64 LiveHostIO::next_stop_icount() {
-  const u64 now = m_clock ? m_clock->icount() : 0;
-  return now + m_options.poll_interval;
-}
+u64 LiveHostIO::next_stop_icount() { return current_icount() + m_options.poll_interval; }
 
 bool LiveHostIO::boundary(InputSink& sink) {
-  poll_inputs(&sink, 0);
+  // The channel is remembered before reading: input read just before EOF
+  // still belongs to it.
+  const std::optional<ChannelId> channel = m_input_channel;
+  read_input();
+  if (channel && !m_pending_input.empty()) {
+    const std::vector<u8> bytes = std::move(m_pending_input);
+    m_pending_input.clear();
+    on_input(*channel, bytes);
+    sink.deliver_input(*channel, bytes);
+  }
   return true;
+}
+
+u64 LiveHostIO::wait_for_input(u64 timeout_ns) {
+  const u64 start = monotonic_ns();
+  u64 elapsed = 0;
+  while (elapsed < timeout_ns && m_input_channel) {
+    const u64 slice = std::min(timeout_ns - elapsed, kIdleSliceNs);
+    pollfd p{m_options.input_fd, POLLIN, 0};
+    const int ms = static_cast<int>((slice + 999'999) / 1'000'000);
+    const int r = ::poll(&p, 1, ms);
+    elapsed = monotonic_ns() - start;
+    if (r > 0) break;                    // readable, or EOF: boundary() reads it
+    if (r < 0 && errno == EINTR) break;  // a signal (Ctrl-C): let the loop look
+  }
+  return std::min(elapsed, timeout_ns);
 }
 
 std::optional<u64> LiveHostIO::idle(std::optional<u64> deadline_ns) {
   m_last_idle_waited = false;
-  if (!has_live_inputs() || (!m_options.pacing && deadline_ns)) return deadline_ns;
-  // Wait on real time, 1 virtual ns per real ns, until the deadline or
-  // until input arrives; the boundary() that follows delivers it.
-  const u64 now_virtual = m_clock->now_ns();
-  const u64 limit = deadline_ns ? (*deadline_ns > now_virtual ? *deadline_ns - now_virtual : 0) : kNever;
-  const u64 start = monotonic_ns();
-  u64 elapsed = 0;
-  while (elapsed < limit && m_pending_inputs.empty() && has_live_inputs()) {
-    const u64 remaining = limit - elapsed;
-    const int ms = remaining >= 100'000'000 ? 100 : static_cast<int>((remaining + 999'999) / 1'000'000);
-    pollfd p{0, POLLIN, 0};
-    const int r = ::poll(&p, 1, ms);
-    elapsed = monotonic_ns() - start;
-    if (r > 0) {
-      poll_inputs(nullptr, 0);
-      break;
-    }
-    if (r < 0 && errno == EINTR) break;  // Ctrl-C: let the loop see it
-  }
+  if (!m_input_channel) return deadline_ns;  // nothing but a timer can wake the guest
+  if (!m_options.pacing && deadline_ns) return deadline_ns;
+  // Wait on real time, one virtual ns per real ns, until the deadline or
+  // until input is readable; the boundary() that follows delivers it.
+  const u64 now = m_clock ? m_clock->now_ns() : 0;
+  const u64 limit = deadline_ns ? (*deadline_ns > now ? *deadline_ns - now : 0) : kNever;
   m_last_idle_waited = true;
-  return now_virtual + (elapsed < limit ? elapsed : limit);
+  const u64 waited = wait_for_input(limit);
+  return waited > kNever - now ? kNever : now + waited;
 }
 
 void LiveHostIO::finish(const RunEnd&) {}

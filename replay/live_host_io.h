@@ -1,31 +1,29 @@
 #pragma once
 
-#include <xxhash.h>
+#include <unistd.h>
 
-#include <memory>
+#include <functional>
 #include <optional>
-#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/host_io.h"
+#include "replay/live_consoles.h"
 
 namespace reel {
 
-// A host resource named by the options cannot be used (a -serial file that
-// cannot be created): one line, exit status 2.
-class HostError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// The host side of HostIO: performs every request for real. This is the one
-// file below harness/ that reads the host clock and polls host descriptors.
-// Recording builds on it through the protected hooks.
+// Performs every request for real. With LiveConsoles, the one place below
+// harness/ that reads the host clock, polls host descriptors and reads
+// host files. RecordingHostIO builds on it: it overrides the requests,
+// calls these implementations and journals their results, and sees each
+// polled input through on_input().
 class LiveHostIO : public HostIO {
  public:
   struct Options {
-    bool pacing = true;                  // -icount sleep=on: idle waits follow real time
-    u64 poll_interval = u64{1} << 20;    // instructions between host polls
+    bool pacing = true;                // -icount sleep=on: idle waits follow real time
+    u64 poll_interval = u64{1} << 20;  // instructions between host polls
+    int input_fd = STDIN_FILENO;       // where a stdio console's input comes from
   };
   explicit LiveHostIO(Options options);
   ~LiveHostIO() override;
@@ -40,36 +38,40 @@ class LiveHostIO : public HostIO {
   std::optional<u64> idle(std::optional<u64> deadline_ns) override;
   void finish(const RunEnd& end) override;
 
-  // Console output digest: bytes so far and their running XXH3-64.
-  struct Digest {
-    u64 total = 0;
-    u64 hash = 0;
-  };
-  Digest console_digest(ChannelId channel) const;
+  const Options& options() const { return m_options; }
+  LiveConsoles::Digest console_digest(ChannelId channel) const { return m_consoles.digest(channel); }
   size_t console_count() const { return m_consoles.size(); }
+  // A console still reads host input (stdin not at EOF).
+  bool has_live_inputs() const { return m_input_channel.has_value(); }
 
-  // Reads a whole file (no journaling). Shared with replay for input files.
+  // Reads a whole host file; on failure ok is false and error is one line.
   static HostFile read_host_file(const std::string& path);
 
  protected:
-  // Called for every input chunk read from the host before it is delivered.
+  // Each input read from the host, just before it is delivered.
   virtual void on_input(ChannelId channel, std::span<const u8> bytes) {}
-  // True when idle() waited on real time (so recording must journal it).
+  // Whether the last idle() waited on real time rather than returning the
+  // deadline at once.
   bool last_idle_waited() const { return m_last_idle_waited; }
   const VirtualClock* clock() const { return m_clock; }
+  u64 current_icount() const;
   u64 state_hash() const { return m_hasher ? m_hasher() : 0; }
-  bool has_live_inputs() const;
 
  private:
-  struct Console;
-  void poll_inputs(InputSink* sink, int timeout_ms);
+  // Reads what the input descriptor has, without blocking, into
+  // m_pending_input. Returns false at EOF or error (the source is gone).
+  void read_input();
+  // Waits up to timeout_ns of real time for input; returns the real ns
+  // that passed.
+  u64 wait_for_input(u64 timeout_ns);
 
   Options m_options;
   const VirtualClock* m_clock = nullptr;
   std::function<u64()> m_hasher;
-  std::vector<std::unique_ptr<Console>> m_consoles;
+  LiveConsoles m_consoles;
+  std::optional<ChannelId> m_input_channel;
+  std::vector<u8> m_pending_input;
   bool m_last_idle_waited = false;
-  std::vector<std::pair<ChannelId, std::vector<u8>>> m_pending_inputs;
 };
 
 }  // namespace reel

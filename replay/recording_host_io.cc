@@ -2,25 +2,29 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+
 #include "core/virtual_clock.h"
 
 namespace reel {
 
+namespace {
+constexpr u64 kDefaultCheckpointInterval = u64{1} << 24;
+}
+
 RecordingHostIO::RecordingHostIO(const std::string& path, JournalHeader header, Options options)
     : LiveHostIO(options), m_writer(path, std::move(header)) {
-  m_interval = m_writer.header().checkpoint_interval ? m_writer.header().checkpoint_interval : (u64{1} << 24);
-  m_writer.header().checkpoint_interval = m_interval;
+  JournalHeader& h = m_writer.header();
+  if (h.checkpoint_interval == 0) h.checkpoint_interval = kDefaultCheckpointInterval;
+  h.poll_interval = LiveHostIO::options().poll_interval;
+  m_interval = h.checkpoint_interval;
 }
 
 RecordingHostIO::~RecordingHostIO() { m_writer.close(); }
 
-u64 RecordingHostIO::icount() const { return clock() ? clock()->icount() : 0; }
-
 i64 RecordingHostIO::host_time_ns() {
   const i64 t = LiveHostIO::host_time_ns();
-  ByteWriter w;
-  w.i64v(t);
-  m_writer.append(EventKind::host_time, icount(), w.data());
+  m_writer.append(EventKind::host_time, current_icount(), encode_host_time(t));
   return t;
 }
 
@@ -28,72 +32,65 @@ HostFile RecordingHostIO::read_file(const std::string& path) {
   HostFile f = LiveHostIO::read_file(path);
   const u64 hash = f.ok ? XXH3_64bits(f.bytes.data(), f.bytes.size()) : 0;
   if (f.ok && !m_writer.header_written()) {
-    // Read while the machine is built: an input file of the header.
-    m_writer.header().inputs.push_back(InputFile{path, f.bytes.size(), hash, false, {}});
+    // Read while the machine is built (kernel, ROMs): the header lists it
+    // so that replay can check it before anything runs.
+    InputFile in{path, f.bytes.size(), hash, m_embed_files, {}};
+    if (m_embed_files) in.bytes = f.bytes;
+    m_writer.header().inputs.push_back(std::move(in));
     return f;
   }
-  ByteWriter w;
-  w.str(path);
-  w.u8v(f.ok ? 1 : 0);
-  w.u64v(f.bytes.size());
-  w.u64v(hash);
-  w.str(f.error);
-  w.u8v(0);  // not embedded
-  m_writer.append(EventKind::file_read, icount(), w.data());
+  FileReadRecord r;
+  r.path = path;
+  r.ok = f.ok;
+  r.size = f.bytes.size();
+  r.hash = hash;
+  r.error = f.error;
+  r.embedded = f.ok && m_embed_files;
+  if (r.embedded) r.bytes = f.bytes;
+  m_writer.append(EventKind::file_read, current_icount(), encode_file_read(r));
   return f;
 }
 
 ChannelId RecordingHostIO::open_console(const ConsoleSpec& spec) {
   const ChannelId id = LiveHostIO::open_console(spec);
-  ByteWriter w;
-  w.u32v(id);
-  w.str(spec.name);
-  m_writer.append(EventKind::console_open, icount(), w.data());
+  m_writer.append(EventKind::console_open, current_icount(), encode_console_open({id, spec.name}));
   m_digested.push_back(0);
   return id;
 }
 
 void RecordingHostIO::on_input(ChannelId channel, std::span<const u8> bytes) {
-  ByteWriter w;
-  w.u32v(channel);
-  w.raw(bytes);
-  m_writer.append(EventKind::console_input, icount(), w.data());
+  m_writer.append(EventKind::console_input, current_icount(), encode_console_input(channel, bytes));
   m_input_since_flush = true;
 }
 
 void RecordingHostIO::write_digests() {
   for (ChannelId id = 0; id < console_count(); ++id) {
-    const Digest d = console_digest(id);
+    const LiveConsoles::Digest d = console_digest(id);
     if (d.total == m_digested[id]) continue;
-    ByteWriter w;
-    w.u32v(id);
-    w.u64v(d.total);
-    w.u64v(d.hash);
-    m_writer.append(EventKind::console_digest, icount(), w.data());
+    m_writer.append(EventKind::console_digest, current_icount(),
+                    encode_console_digest({id, d.total, d.hash}));
     m_digested[id] = d.total;
   }
 }
 
 u64 RecordingHostIO::next_stop_icount() {
-  const u64 live = LiveHostIO::next_stop_icount();
-  return m_next_checkpoint < live ? m_next_checkpoint : live;
+  return std::min(LiveHostIO::next_stop_icount(), m_next_checkpoint);
 }
 
 bool RecordingHostIO::boundary(InputSink& sink) {
+  // Same order as replay consumes them: inputs, digests, checkpoint.
   LiveHostIO::boundary(sink);
   write_digests();
-  const u64 now = icount();
+  const u64 now = current_icount();
   if (now >= m_next_checkpoint) {
-    ByteWriter w;
-    w.u64v(state_hash());
-    m_writer.append(EventKind::checkpoint, now, w.data());
+    m_writer.append(EventKind::checkpoint, now, encode_checkpoint(state_hash()));
     ++m_checkpoints;
     m_next_checkpoint = (now / m_interval + 1) * m_interval;
     m_writer.flush();
     m_input_since_flush = false;
   }
   if (m_input_since_flush) {
-    // Interactive input is precious: make it durable at once.
+    // Typed input cannot be recreated: make it durable before it acts.
     m_writer.flush();
     m_input_since_flush = false;
   }
@@ -101,23 +98,33 @@ bool RecordingHostIO::boundary(InputSink& sink) {
 }
 
 std::optional<u64> RecordingHostIO::idle(std::optional<u64> deadline_ns) {
+  // Every idle() with a live input source is journaled, waited or not, so
+  // the idle() calls that have events are always the first ones at an
+  // instruction count and replay can match them up in order. Without live
+  // sources idle() returns the timer deadline, which replay recomputes.
+  const bool live = has_live_inputs();
+  // The guest waits on the outside world: a good moment to make what it
+  // did so far durable, as nothing else needs the time.
+  if (live) m_writer.flush();
   const std::optional<u64> resume = LiveHostIO::idle(deadline_ns);
-  if (resume && last_idle_waited()) {
-    ByteWriter w;
-    w.u64v(*resume);
-    m_writer.append(EventKind::idle_advance, icount(), w.data());
+  if (live && resume) {
+    m_writer.append(EventKind::idle_advance, current_icount(),
+                    encode_idle_advance({*resume, deadline_ns.value_or(kNever)}));
   }
   return resume;
 }
 
 void RecordingHostIO::finish(const RunEnd& end) {
-  write_digests();
   EndRecord e;
   e.kind = static_cast<u8>(end.kind);
   e.status = end.status;
   e.icount = end.icount;
   e.time_ns = end.time_ns;
   e.state_hash = end.state_hash;
+  for (ChannelId id = 0; id < console_count(); ++id) {
+    const LiveConsoles::Digest d = console_digest(id);
+    e.digests.push_back({id, d.total, d.hash});
+  }
   m_writer.append(EventKind::end, end.icount, encode_end(e));
   m_writer.close();
 }

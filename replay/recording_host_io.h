@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "replay/journal.h"
 #include "replay/live_host_io.h"
@@ -8,13 +9,21 @@
 namespace reel {
 
 // Live behaviour plus a journal: every result the machine observes from the
-// host is written down with the instruction count at which it was observed,
-// together with console output digests, periodic state-hash checkpoints and
-// the end of the run. Touches the host only through LiveHostIO.
+// host is written down with the instruction count at which it observed it,
+// together with console output digests, state-hash checkpoints at every
+// multiple of the checkpoint interval, and the end of the run. Touches the
+// host only through LiveHostIO (and the journal file through JournalWriter).
 class RecordingHostIO : public LiveHostIO {
  public:
+  // The header's checkpoint interval (default 2^24 when 0) sets where
+  // checkpoints fall; its poll interval is taken from the options. Throws
+  // JournalError when the journal cannot be created.
   RecordingHostIO(const std::string& path, JournalHeader header, Options options);
   ~RecordingHostIO() override;
+
+  // Store the contents of every file read in the journal, so replay needs
+  // no other file. Call before the first read.
+  void set_embed_files(bool embed) { m_embed_files = embed; }
 
   i64 host_time_ns() override;
   HostFile read_file(const std::string& path) override;
@@ -31,15 +40,15 @@ class RecordingHostIO : public LiveHostIO {
   void on_input(ChannelId channel, std::span<const u8> bytes) override;
 
  private:
-  u64 icount() const;
   void write_digests();
 
   JournalWriter m_writer;
   u64 m_interval;
   u64 m_next_checkpoint = 0;
   u64 m_checkpoints = 0;
-  std::vector<u64> m_digested;  // console bytes covered by the last digest
+  bool m_embed_files = false;
   bool m_input_since_flush = false;
+  std::vector<u64> m_digested;  // per channel: bytes covered by the last digest
 };
 
 }  // namespace reel

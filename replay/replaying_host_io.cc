@@ -2,17 +2,31 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
 #include "core/virtual_clock.h"
+#include "replay/live_host_io.h"
 
 namespace reel {
 
 namespace {
-const char* kind_name(u8 kind) {
-  static const char* const kNames[] = {"guest_exit", "shutdown", "halted", "interrupted", "journal_end"};
-  return kind < 5 ? kNames[kind] : "unknown";
+
+const char* end_kind_name(u8 kind) {
+  switch (static_cast<RunEnd::Kind>(kind)) {
+    case RunEnd::Kind::guest_exit:
+      return "guest_exit";
+    case RunEnd::Kind::shutdown:
+      return "shutdown";
+    case RunEnd::Kind::stuck:
+      return "stuck";
+    case RunEnd::Kind::interrupted:
+      return "interrupted";
+    case RunEnd::Kind::journal_end:
+      return "journal_end";
+  }
+  return "unknown";
 }
 
 std::string hex(u64 v) {
@@ -20,10 +34,17 @@ std::string hex(u64 v) {
   std::snprintf(buf, sizeof buf, "0x%016" PRIx64, v);
   return buf;
 }
+
+std::string deadline_text(u64 ns) { return ns == kNever ? std::string("none") : std::to_string(ns) + " ns"; }
+
+// Events the loop must stop its CPU slice for; the others are taken by a
+// request (synchronous) or by idle(), which only happen where they happen.
+bool stops_loop(EventKind kind) { return !is_synchronous(kind) && kind != EventKind::idle_advance; }
+
 }  // namespace
 
 ReplayingHostIO::ReplayingHostIO(const JournalReader& journal, std::string journal_name)
-    : m_journal(journal), m_name(std::move(journal_name)), m_output(LiveHostIO::Options{false, kNever}) {}
+    : m_journal(journal), m_name(std::move(journal_name)) {}
 
 ReplayingHostIO::~ReplayingHostIO() = default;
 
@@ -32,27 +53,28 @@ void ReplayingHostIO::attach(const VirtualClock* clock, std::function<u64()> sta
   m_hasher = std::move(state_hasher);
 }
 
+u64 ReplayingHostIO::icount() const { return m_clock ? m_clock->icount() : 0; }
+
 const JournalEvent* ReplayingHostIO::head() const {
   const auto& ev = m_journal.events();
   return m_next < ev.size() ? &ev[m_next] : nullptr;
 }
 
-std::string ReplayingHostIO::describe(const JournalEvent& e) const {
-  return std::string(event_kind_name(e.kind)) + " at icount " + std::to_string(e.icount);
-}
-
 void ReplayingHostIO::diverge(const std::string& what) const {
-  throw ReplayDivergence(m_name + ": replay diverged at icount " + std::to_string(m_clock ? m_clock->icount() : 0) +
-                         ": " + what);
+  throw ReplayDivergence(m_name + ": replay diverged at icount " + std::to_string(icount()) + ": " + what);
 }
 
-const JournalEvent& ReplayingHostIO::expect(EventKind kind, const char* request) {
+const JournalEvent& ReplayingHostIO::expect(EventKind kind, const std::string& request) {
   const JournalEvent* e = head();
-  const u64 now = m_clock ? m_clock->icount() : 0;
-  if (!e) diverge(std::string("the machine made a request (") + request + ") the journal does not have");
-  if (e->kind != kind || e->icount != now) {
-    diverge(std::string("the machine made a request (") + request + ") but the journal's next event is " +
-            describe(*e));
+  if (!e) {
+    if (!m_journal.has_end()) {
+      // The recording was cut short before this request: nothing to answer.
+      diverge("the machine asked for " + request + " after the last event of a journal cut short");
+    }
+    diverge("the machine asked for " + request + " after the journal's end");
+  }
+  if (e->kind != kind || e->icount != icount()) {
+    diverge("the journal expected " + describe_event(*e) + ", the machine asked for " + request);
   }
   ++m_next;
   return *e;
@@ -60,171 +82,187 @@ const JournalEvent& ReplayingHostIO::expect(EventKind kind, const char* request)
 
 i64 ReplayingHostIO::host_time_ns() {
   const JournalEvent& e = expect(EventKind::host_time, "host_time");
-  ByteReader r(e.payload, e.offset, m_name);
-  return r.i64v();
+  return decode_host_time(e, m_name);
 }
 
-HostFile ReplayingHostIO::load_input(const std::string& path, u64 size, u64 hash, const std::vector<u8>* embedded) {
+HostFile ReplayingHostIO::load_input(const std::string& path, u64 size, u64 hash,
+                                     const std::vector<u8>* embedded) {
   HostFile f;
   if (embedded) {
+    // The reader checked embedded bytes against their hash.
     f.ok = true;
     f.bytes = *embedded;
-  } else {
-    f = LiveHostIO::read_host_file(path);
-    if (!f.ok && !path.empty() && path[0] != '/' && !m_journal.header().cwd.empty()) {
-      // The recording ran elsewhere: try its working directory.
-      f = LiveHostIO::read_host_file(m_journal.header().cwd + "/" + path);
+    return f;
+  }
+  std::vector<std::string> candidates = {path};
+  const std::string& cwd = m_journal.header().cwd;
+  if (!path.empty() && path[0] != '/' && !cwd.empty()) candidates.push_back(cwd + "/" + path);
+  std::string error;
+  bool found = false;
+  for (const auto& candidate : candidates) {
+    HostFile c = LiveHostIO::read_host_file(candidate);
+    if (!c.ok) {
+      if (error.empty()) error = c.error;
+      continue;
     }
-    if (!f.ok) throw InputFileError(path + ": input file of the recording is missing (" + f.error + ")");
+    found = true;
+    if (c.bytes.size() == size && XXH3_64bits(c.bytes.data(), c.bytes.size()) == hash) return c;
+    f = std::move(c);
   }
-  if (f.bytes.size() != size || XXH3_64bits(f.bytes.data(), f.bytes.size()) != hash) {
-    throw InputFileError(path + ": input file changed since the recording (size " + std::to_string(f.bytes.size()) +
-                         ", recorded " + std::to_string(size) + ")");
-  }
-  return f;
+  if (!found) throw InputFileError(path + ": input file of the recording is missing (" + error + ")");
+  throw InputFileError(path + ": input file changed since the recording (now " +
+                       std::to_string(f.bytes.size()) + " bytes, recorded " + std::to_string(size) +
+                       " bytes with xxh3 " + hex(hash) + ")");
 }
 
 HostFile ReplayingHostIO::read_file(const std::string& path) {
+  // Reads made before the first event chunk are in the header's input
+  // table, unless they failed (a failed read is always an event). A
+  // file_read event here for the same path came first in the recording.
+  const JournalEvent* e = head();
+  const bool event_here = e && e->kind == EventKind::file_read && e->icount == icount() &&
+                          decode_file_read(*e, m_name).path == path;
   const auto& inputs = m_journal.header().inputs;
-  if (m_next_input < inputs.size()) {
-    const InputFile& in = inputs[m_next_input];
-    if (in.path != path) {
-      diverge("the machine read " + path + " but the recording read " + in.path);
-    }
-    ++m_next_input;
+  if (!event_here && m_next_input < inputs.size() && inputs[m_next_input].path == path) {
+    const InputFile& in = inputs[m_next_input++];
     return load_input(path, in.size, in.hash, in.embedded ? &in.bytes : nullptr);
   }
-  const JournalEvent& e = expect(EventKind::file_read, "file_read");
-  ByteReader r(e.payload, e.offset, m_name);
-  const std::string recorded_path = r.str();
-  if (recorded_path != path) diverge("the machine read " + path + " but the recording read " + recorded_path);
-  const bool ok = r.u8v() != 0;
-  const u64 size = r.u64v();
-  const u64 hash = r.u64v();
-  std::string error = r.str();
-  const bool embedded = r.u8v() != 0;
-  std::vector<u8> bytes;
-  if (embedded) bytes = r.bytes();
-  if (!ok) {
+  const FileReadRecord r = decode_file_read(expect(EventKind::file_read, "file_read of " + path), m_name);
+  if (r.path != path) diverge("the journal expected a read of " + r.path + ", the machine read " + path);
+  if (!r.ok) {
     HostFile f;
-    f.error = std::move(error);
+    f.error = r.error;
     return f;
   }
-  return load_input(path, size, hash, embedded ? &bytes : nullptr);
+  return load_input(path, r.size, r.hash, r.embedded ? &r.bytes : nullptr);
 }
 
 ChannelId ReplayingHostIO::open_console(const ConsoleSpec& spec) {
-  const JournalEvent& e = expect(EventKind::console_open, "console_open");
-  ConsoleSpec quiet = spec;
-  quiet.wants_input = false;  // replay input comes from the journal only
-  const ChannelId id = m_output.open_console(quiet);
-  ByteReader r(e.payload, e.offset, m_name);
-  const u32 recorded_id = r.u32v();
-  const std::string name = r.str();
-  if (recorded_id != id || name != spec.name) {
-    diverge("console " + spec.name + " opened as channel " + std::to_string(id) + ", recorded " + name +
-            " as channel " + std::to_string(recorded_id));
+  const ConsoleOpenRecord r =
+      decode_console_open(expect(EventKind::console_open, "console_open of " + spec.name), m_name);
+  const ChannelId id = m_consoles.open(spec);
+  if (r.channel != id || r.name != spec.name) {
+    diverge("the journal opened console " + r.name + " as channel " + std::to_string(r.channel) +
+            ", the machine opened " + spec.name + " as channel " + std::to_string(id));
   }
   return id;
 }
 
 void ReplayingHostIO::console_write(ChannelId channel, std::span<const u8> bytes) {
-  m_output.console_write(channel, bytes);
+  m_consoles.write(channel, bytes);
 }
 
 u64 ReplayingHostIO::next_stop_icount() {
   const auto& ev = m_journal.events();
-  for (size_t i = m_next; i < ev.size(); ++i) {
-    if (!is_synchronous(ev[i].kind) && ev[i].kind != EventKind::idle_advance) return ev[i].icount;
-  }
-  return kNever;
+  m_next_async = std::max(m_next_async, m_next);
+  while (m_next_async < ev.size() && !stops_loop(ev[m_next_async].kind)) ++m_next_async;
+  const u64 now = icount();
+  u64 stop = m_next_async < ev.size() ? ev[m_next_async].icount : kNever;
+  // The recording stopped every poll_interval instructions to poll the
+  // host; stopping at the same counts keeps every CPU slice identical.
+  const u64 poll = m_journal.header().poll_interval;
+  if (poll && now <= kNever - poll) stop = std::min(stop, now + poll);
+  // A request or an idle the recording made here is still pending while
+  // a later event is due now: only running on can settle it (or show the
+  // divergence at the next boundary), never a zero-length slice.
+  if (stop <= now && head() && !stops_loop(head()->kind) && head()->icount <= now) stop = now + 1;
+  return stop;
 }
 
-void ReplayingHostIO::check_digest(const JournalEvent& e) {
-  ByteReader r(e.payload, e.offset, m_name);
-  const u32 channel = r.u32v();
-  const u64 total = r.u64v();
-  const u64 hash = r.u64v();
-  if (channel >= m_output.console_count()) diverge("console digest for unknown channel " + std::to_string(channel));
-  const LiveHostIO::Digest d = m_output.console_digest(channel);
-  if (d.total != total || d.hash != hash) {
-    diverge("console output of channel " + std::to_string(channel) + " differs: " + std::to_string(d.total) +
-            " bytes (hash " + hex(d.hash) + ") where the recording had " + std::to_string(total) + " bytes (hash " +
-            hex(hash) + ")");
+void ReplayingHostIO::check_digest(const ConsoleDigestRecord& d, const char* where) {
+  if (d.channel >= m_consoles.size()) {
+    diverge(std::string(where) + " has a digest for console channel " + std::to_string(d.channel) +
+            ", which the machine never opened");
   }
+  const LiveConsoles::Digest mine = m_consoles.digest(d.channel);
+  if (mine.total != d.total || mine.hash != d.hash) {
+    const std::string& name = m_consoles.spec(d.channel).name;
+    diverge("console " + name + " (channel " + std::to_string(d.channel) +
+            ") output differs: the recording had " + std::to_string(d.total) + " bytes (xxh3 " + hex(d.hash) +
+            "), the replay " + std::to_string(mine.total) + " bytes (xxh3 " + hex(mine.hash) + ")");
+  }
+  ++m_digests;
 }
 
 bool ReplayingHostIO::boundary(InputSink& sink) {
-  const u64 now = m_clock->icount();
+  const u64 now = icount();
   while (const JournalEvent* e = head()) {
-    if (e->icount < now) diverge("the recording had " + describe(*e) + ", which the replay passed without");
+    if (e->icount < now)
+      diverge("the journal has " + describe_event(*e) + ", which the replay passed without it");
     if (e->icount > now) break;
     if (e->kind == EventKind::console_input) {
-      ByteReader r(e->payload, e->offset, m_name);
-      const u32 channel = r.u32v();
-      const std::span<const u8> bytes = r.rest();
+      const ConsoleInputRecord in = decode_console_input(*e, m_name);
       ++m_next;
-      sink.deliver_input(channel, bytes);
+      sink.deliver_input(in.channel, in.bytes);
     } else if (e->kind == EventKind::console_digest) {
-      check_digest(*e);
+      check_digest(decode_console_digest(*e, m_name), "the journal");
       ++m_next;
     } else if (e->kind == EventKind::checkpoint) {
-      ByteReader r(e->payload, e->offset, m_name);
-      const u64 recorded = r.u64v();
+      const u64 recorded = decode_checkpoint(*e, m_name);
       const u64 actual = m_hasher ? m_hasher() : 0;
       if (recorded != actual) {
-        diverge("machine state hash " + hex(actual) + " differs from the recording's checkpoint " + hex(recorded));
+        diverge("machine state hash " + hex(actual) + " differs from the recording's checkpoint " +
+                hex(recorded));
       }
       ++m_checkpoints;
       ++m_next;
     } else if (e->kind == EventKind::end) {
-      // A recording stopped from outside (Ctrl-C) ends here; any other end
-      // the machine must reach by itself, and finish() checks it.
-      return decode_end(*e, m_name).kind != static_cast<u8>(RunEnd::Kind::interrupted);
+      // A recording stopped from outside (Ctrl-C) ends here. Any other end
+      // the machine must reach by itself; finish() checks it.
+      const u8 kind = decode_end(*e, m_name).kind;
+      if (kind == static_cast<u8>(RunEnd::Kind::interrupted) ||
+          kind == static_cast<u8>(RunEnd::Kind::journal_end)) {
+        return false;
+      }
+      break;
     } else {
-      break;  // idle_advance or a synchronous request: not ours to take here
+      break;  // a request or an idle at this count: not ours to take
     }
   }
-  // A journal cut short has no end record: the replay ends with its events.
+  // The journal of an interrupted recording ends with its last event.
   return head() != nullptr || m_journal.has_end();
 }
 
 std::optional<u64> ReplayingHostIO::idle(std::optional<u64> deadline_ns) {
   const JournalEvent* e = head();
-  if (e && e->kind == EventKind::idle_advance && e->icount == m_clock->icount()) {
-    ByteReader r(e->payload, e->offset, m_name);
-    ++m_next;
-    return r.u64v();
+  if (!e || e->kind != EventKind::idle_advance || e->icount != icount()) return deadline_ns;
+  const IdleAdvanceRecord r = decode_idle_advance(*e, m_name);
+  const u64 deadline = deadline_ns.value_or(kNever);
+  if (r.deadline_ns != deadline) {
+    diverge("the recording idled with the next timer deadline at " + deadline_text(r.deadline_ns) +
+            ", the replay at " + deadline_text(deadline));
   }
-  return deadline_ns;
+  ++m_next;
+  return r.resume_ns;
 }
 
 void ReplayingHostIO::finish(const RunEnd& end) {
-  while (const JournalEvent* e = head()) {
-    if (e->kind != EventKind::console_digest || e->icount != end.icount) break;
-    check_digest(*e);
-    ++m_next;
-  }
   const JournalEvent* e = head();
-  if (!e) {
-    if (m_journal.has_end()) diverge("the journal's end record was already passed");
-    return;  // interrupted recording without an end record
-  }
-  if (e->kind != EventKind::end) {
-    diverge("the replay ended, but the journal continues with " + describe(*e));
+  const bool user_stop = end.kind == RunEnd::Kind::interrupted;
+  if (!e) return;  // an interrupted recording's journal, replayed to its last event
+  if (e->kind != EventKind::end || e->icount != end.icount) {
+    if (user_stop) return;  // the replay itself was stopped (Ctrl-C): nothing to compare
+    diverge("the run ended (" + std::string(end_kind_name(static_cast<u8>(end.kind))) + ", status " +
+            std::to_string(end.status) + ") but the journal continues with " + describe_event(*e));
   }
   const EndRecord rec = decode_end(*e, m_name);
   ++m_next;
-  const bool interrupted_here =
-      rec.kind == static_cast<u8>(RunEnd::Kind::interrupted) && end.kind == RunEnd::Kind::journal_end;
-  if (!interrupted_here && (rec.kind != static_cast<u8>(end.kind) || rec.status != end.status)) {
-    diverge("the run ended (" + std::string(kind_name(static_cast<u8>(end.kind))) + ", status " +
-            std::to_string(end.status) + ") where the recording ended (" + kind_name(rec.kind) + ", status " +
-            std::to_string(rec.status) + ")");
+  const bool stopped_here =
+      end.kind == RunEnd::Kind::journal_end && (rec.kind == static_cast<u8>(RunEnd::Kind::interrupted) ||
+                                                rec.kind == static_cast<u8>(RunEnd::Kind::journal_end));
+  if (!stopped_here && (rec.kind != static_cast<u8>(end.kind) || rec.status != end.status)) {
+    diverge("the run ended (" + std::string(end_kind_name(static_cast<u8>(end.kind))) + ", status " +
+            std::to_string(end.status) + ") where the recording ended (" + end_kind_name(rec.kind) +
+            ", status " + std::to_string(rec.status) + ")");
   }
-  if (rec.icount != end.icount) {
-    diverge("the run ended at icount " + std::to_string(end.icount) + ", the recording at " +
-            std::to_string(rec.icount));
+  if (rec.time_ns != end.time_ns) {
+    diverge("the run ended at virtual time " + std::to_string(end.time_ns) + " ns, the recording at " +
+            std::to_string(rec.time_ns) + " ns");
+  }
+  for (const ConsoleDigestRecord& d : rec.digests) check_digest(d, "the end event");
+  if (rec.digests.size() != m_consoles.size()) {
+    diverge("the recording had " + std::to_string(rec.digests.size()) + " consoles at the end, the replay " +
+            std::to_string(m_consoles.size()));
   }
   if (rec.state_hash != end.state_hash) {
     diverge("final machine state hash " + hex(end.state_hash) + " differs from the recording's " +

@@ -1,16 +1,17 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "replay/journal.h"
-#include "replay/live_host_io.h"
+#include "replay/live_consoles.h"
 
 namespace reel {
 
-// Replay disagreed with the journal: what() names the instruction count,
-// what the journal expected and what the machine did.
+// Replay disagreed with the journal: what() is one line naming the
+// instruction count, what the journal expected and what the machine did.
 class ReplayDivergence : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -23,12 +24,12 @@ class InputFileError : public std::runtime_error {
 };
 
 // Answers every request from the journal at the instruction count where it
-// was recorded, and performs no host I/O except writing console output so a
-// replay shows what the recording showed. Input files named in the header
-// are read from disk and their hashes checked (or taken from the journal
-// when embedded).
+// was recorded. Performs no host I/O except writing console output, so a
+// replay shows what the recording showed, and reading input files (their
+// hashes checked; embedded contents are used when present).
 class ReplayingHostIO : public HostIO {
  public:
+  // The journal must outlive this object; journal_name is for messages.
   ReplayingHostIO(const JournalReader& journal, std::string journal_name);
   ~ReplayingHostIO() override;
 
@@ -44,26 +45,29 @@ class ReplayingHostIO : public HostIO {
 
   u64 events_consumed() const { return m_next; }
   u64 checkpoints_verified() const { return m_checkpoints; }
-  // The recorded end, once finish() has checked it (absent for a journal
+  u64 digests_verified() const { return m_digests; }
+  // The recorded end, once finish() has checked it (absent for the journal
   // of an interrupted recording that was cut short).
   const std::optional<EndRecord>& recorded_end() const { return m_recorded_end; }
 
  private:
   const JournalEvent* head() const;
-  const JournalEvent& expect(EventKind kind, const char* request);
+  u64 icount() const;
+  const JournalEvent& expect(EventKind kind, const std::string& request);
   [[noreturn]] void diverge(const std::string& what) const;
-  std::string describe(const JournalEvent& e) const;
   HostFile load_input(const std::string& path, u64 size, u64 hash, const std::vector<u8>* embedded);
-  void check_digest(const JournalEvent& e);
+  void check_digest(const ConsoleDigestRecord& d, const char* where);
 
   const JournalReader& m_journal;
   std::string m_name;
   const VirtualClock* m_clock = nullptr;
   std::function<u64()> m_hasher;
-  LiveHostIO m_output;  // console output only; never polled
-  size_t m_next = 0;
-  size_t m_next_input = 0;
+  LiveConsoles m_consoles;
+  size_t m_next = 0;        // next journal event
+  size_t m_next_async = 0;  // cache: first event at or after m_next the loop stops for
+  size_t m_next_input = 0;  // next entry of the header's input table
   u64 m_checkpoints = 0;
+  u64 m_digests = 0;
   std::optional<EndRecord> m_recorded_end;
 };
 

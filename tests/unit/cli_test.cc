@@ -47,7 +47,7 @@ TEST(Cli, InfoDescribesAJournal) {
   ASSERT_EQ(run_reel(args).status, 1);
   const ProcessResult info = run_reel({"info", journal});
   EXPECT_EQ(info.status, 0) << info.err;
-  EXPECT_NE(info.out.find("format version 1"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("format version 2"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("timer.elf"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("(needed at replay)"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("host_time"), std::string::npos) << info.out;

@@ -1,13 +1,18 @@
 // The journal format: round trips of every event kind and header field,
-// and corruption anywhere refused with a message naming the byte offset.
+// and corruption anywhere refused with a one-line message naming the byte
+// offset, never a crash.
 
 #include "replay/journal.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <xxhash.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
+#include <sstream>
 
 namespace reel {
 namespace {
@@ -19,71 +24,164 @@ std::vector<u8> read_all(const std::string& path) {
   return std::vector<u8>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-std::vector<u8> make_journal(bool with_end = true) {
-  const std::string path = temp_path("journal_test.reel");
+std::vector<u8> to_bytes(const std::string& s) { return std::vector<u8>(s.begin(), s.end()); }
+
+JournalHeader sample_header() {
   JournalHeader h;
-  h.argv = {"-kernel", "guest.elf", "-append", "a b"};
+  h.argv = {"-kernel", "guest.elf", "-append", "a b", ""};
   h.cwd = "/somewhere";
   h.seed = 0x1234567890abcdefull;
   h.checkpoint_interval = 1000;
-  h.inputs.push_back(InputFile{"guest.elf", 3, 0xfeed, true, {1, 2, 3}});
+  h.poll_interval = 300;
+  const std::vector<u8> contents = {1, 2, 3};
+  h.inputs.push_back(InputFile{"guest.elf", 3, XXH3_64bits(contents.data(), 3), true, contents});
+  h.inputs.push_back(InputFile{"bios.bin", 65536, 0x1122334455667788ull, false, {}});
   h.metadata.emplace_back("note", "test");
-  {
-    JournalWriter w(path, h);
-    ByteWriter t;
-    t.i64v(-5);
-    w.append(EventKind::host_time, 0, t.data());
-    for (u64 i = 1; i <= 50; ++i) {
-      ByteWriter in;
-      in.u32v(0);
-      in.raw(std::vector<u8>(static_cast<size_t>(i % 7), static_cast<u8>(i)));
-      w.append(EventKind::console_input, i * 100, in.data());
-      if (i % 10 == 0) w.flush();
-    }
-    if (with_end) {
-      EndRecord e{0, 3, 9999, 123456, 0xabcdef};
-      w.append(EventKind::end, 9999, encode_end(e));
-    }
-  }
-  return read_all(path);
+  h.metadata.emplace_back("host", "");
+  return h;
 }
 
-TEST(Journal, RoundTrip) {
-  const std::vector<u8> bytes = make_journal();
-  const JournalReader r = JournalReader::parse(bytes, "j", {});
+// One of every event kind, then many inputs spread over several chunks.
+void write_sample(JournalWriter& w, bool with_end) {
+  w.append(EventKind::console_open, 0, encode_console_open({0, "serial0"}));
+  w.append(EventKind::host_time, 0, encode_host_time(-5));
+  const std::vector<u8> file = to_bytes("tftp contents");
+  w.append(EventKind::file_read, 10,
+           encode_file_read({"boot/pxelinux.0", true, file.size(), XXH3_64bits(file.data(), file.size()), "",
+                             true, file}));
+  w.append(EventKind::file_read, 10,
+           encode_file_read({"missing", false, 0, 0, "No such file or directory", false, {}}));
+  w.append(EventKind::checkpoint, 1000, encode_checkpoint(0xdeadbeef));
+  w.append(EventKind::idle_advance, 1000, encode_idle_advance({123456789, kNever}));
+  w.append(EventKind::idle_advance, 1000, encode_idle_advance({123456800, 200000000}));
+  w.append(EventKind::console_digest, 1500, encode_console_digest({0, 42, 0xabcdef0123456789ull}));
+  for (u64 i = 1; i <= 50; ++i) {
+    const std::vector<u8> bytes(static_cast<size_t>(i % 7), static_cast<u8>('a' + i % 26));
+    w.append(EventKind::console_input, 2000 + i * 100, encode_console_input(0, bytes));
+    if (i % 10 == 0) w.flush();
+  }
+  if (with_end) {
+    EndRecord e{0, 3, 99999, 123456, 0xabcdef, {{0, 42, 0x77}, {1, 0, 0x2d06800538d394c2ull}}};
+    w.append(EventKind::end, 99999, encode_end(e));
+  }
+}
+
+std::vector<u8> make_journal(bool with_end = true) {
+  std::ostringstream out;
+  {
+    JournalWriter w(out, sample_header(), "mem");
+    write_sample(w, with_end);
+  }
+  return to_bytes(out.str());
+}
+
+TEST(Journal, HeaderRoundTrip) {
+  const JournalReader r = JournalReader::parse(make_journal(), "j", {});
+  const JournalHeader want = sample_header();
+  const JournalHeader& h = r.header();
   EXPECT_EQ(r.format_version(), kJournalFormatVersion);
-  EXPECT_EQ(r.header().argv, (std::vector<std::string>{"-kernel", "guest.elf", "-append", "a b"}));
-  EXPECT_EQ(r.header().cwd, "/somewhere");
-  EXPECT_EQ(r.header().seed, 0x1234567890abcdefull);
-  EXPECT_EQ(r.header().checkpoint_interval, 1000u);
-  ASSERT_EQ(r.header().inputs.size(), 1u);
-  EXPECT_TRUE(r.header().inputs[0].embedded);
-  EXPECT_EQ(r.header().inputs[0].bytes, (std::vector<u8>{1, 2, 3}));
-  ASSERT_EQ(r.events().size(), 52u);
-  EXPECT_EQ(r.events()[0].kind, EventKind::host_time);
-  EXPECT_EQ(r.events()[10].icount, 1000u);
-  EXPECT_TRUE(r.has_end());
-  const EndRecord e = decode_end(r.events().back(), "j");
+  EXPECT_EQ(h.reel_version, REEL_VERSION_STRING);
+  EXPECT_EQ(h.argv, want.argv);
+  EXPECT_EQ(h.cwd, "/somewhere");
+  EXPECT_EQ(h.seed, 0x1234567890abcdefull);
+  EXPECT_EQ(h.checkpoint_interval, 1000u);
+  EXPECT_EQ(h.poll_interval, 300u);
+  ASSERT_EQ(h.inputs.size(), 2u);
+  EXPECT_EQ(h.inputs[0].path, "guest.elf");
+  EXPECT_TRUE(h.inputs[0].embedded);
+  EXPECT_EQ(h.inputs[0].bytes, (std::vector<u8>{1, 2, 3}));
+  EXPECT_EQ(h.inputs[1].path, "bios.bin");
+  EXPECT_EQ(h.inputs[1].size, 65536u);
+  EXPECT_EQ(h.inputs[1].hash, 0x1122334455667788ull);
+  EXPECT_FALSE(h.inputs[1].embedded);
+  EXPECT_EQ(h.metadata, want.metadata);
+}
+
+TEST(Journal, EveryEventKindRoundTrips) {
+  const JournalReader r = JournalReader::parse(make_journal(), "j", {});
+  ASSERT_EQ(r.size(), 59u);
+  const auto& ev = r.events();
+  EXPECT_EQ(decode_console_open(ev[0], "j").name, "serial0");
+  EXPECT_EQ(decode_host_time(ev[1], "j"), -5);
+  const FileReadRecord f = decode_file_read(ev[2], "j");
+  EXPECT_EQ(ev[2].icount, 10u);
+  EXPECT_EQ(f.path, "boot/pxelinux.0");
+  EXPECT_TRUE(f.ok && f.embedded);
+  EXPECT_EQ(f.bytes, to_bytes("tftp contents"));
+  const FileReadRecord missing = decode_file_read(ev[3], "j");
+  EXPECT_FALSE(missing.ok);
+  EXPECT_EQ(missing.error, "No such file or directory");
+  EXPECT_EQ(decode_checkpoint(ev[4], "j"), 0xdeadbeefu);
+  EXPECT_EQ(decode_idle_advance(ev[5], "j").resume_ns, 123456789u);
+  EXPECT_EQ(decode_idle_advance(ev[5], "j").deadline_ns, kNever);
+  EXPECT_EQ(decode_idle_advance(ev[6], "j").deadline_ns, 200000000u);
+  const ConsoleDigestRecord d = decode_console_digest(ev[7], "j");
+  EXPECT_EQ(d.total, 42u);
+  EXPECT_EQ(d.hash, 0xabcdef0123456789ull);
+  const ConsoleInputRecord in = decode_console_input(ev[8], "j");
+  EXPECT_EQ(ev[8].icount, 2100u);
+  EXPECT_EQ(in.bytes, to_bytes("b"));
+  EXPECT_TRUE(decode_console_input(ev[14], "j").bytes.empty());  // i == 7: an empty input
+  ASSERT_TRUE(r.has_end());
+  const EndRecord e = *r.end_record();
   EXPECT_EQ(e.status, 3);
+  EXPECT_EQ(e.icount, 99999u);
+  EXPECT_EQ(e.time_ns, 123456u);
   EXPECT_EQ(e.state_hash, 0xabcdefu);
+  ASSERT_EQ(e.digests.size(), 2u);
+  EXPECT_EQ(e.digests[1].channel, 1u);
+  EXPECT_EQ(r.end_event(), &ev.back());
+  EXPECT_EQ(r.count(EventKind::console_input), 50u);
+  EXPECT_EQ(r.count(EventKind::file_read), 2u);
+  EXPECT_EQ(r.count(EventKind::idle_advance), 2u);
+  EXPECT_EQ(r.count(EventKind::end), 1u);
+  // Decoding as the wrong kind is an error, not garbage.
+  EXPECT_THROW(decode_host_time(ev[0], "j"), JournalError);
+  EXPECT_NE(describe_event(ev[8]).find("console_input at icount 2100"), std::string::npos);
+}
+
+TEST(Journal, PathStreamAndSpanReadTheSame) {
+  const std::string path = temp_path("journal_test_path.reel");
+  {
+    JournalWriter w(path, sample_header());
+    write_sample(w, true);
+  }
+  const std::vector<u8> bytes = read_all(path);
+  EXPECT_EQ(bytes, make_journal());
+  const JournalReader a = JournalReader::open(path, {});
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  const JournalReader b = JournalReader::read(in, "stream", {});
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_EQ(a.file_size(), bytes.size());
+  EXPECT_EQ(a.valid_size(), bytes.size());
 }
 
 TEST(Journal, EveryFlippedByteIsRefused) {
   const std::vector<u8> bytes = make_journal();
   for (size_t at = 0; at < bytes.size(); ++at) {
-    std::vector<u8> bad = bytes;
-    bad[at] ^= 0x01;
-    try {
-      JournalReader::parse(bad, "j", {});
-      ADD_FAILURE() << "flip at byte " << at << " was accepted";
-    } catch (const JournalError& e) {
-      EXPECT_NE(std::string(e.what()).find("at byte "), std::string::npos) << e.what();
+    for (u8 mask : {u8{0x01}, u8{0x80}}) {
+      std::vector<u8> bad = bytes;
+      bad[at] ^= mask;
+      try {
+        JournalReader::parse(bad, "j.reel", {});
+        ADD_FAILURE() << "flip at byte " << at << " was accepted";
+      } catch (const JournalError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("j.reel: ", 0), 0u) << what;
+        EXPECT_NE(what.find(" at byte "), std::string::npos) << what;
+        EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+      }
     }
   }
 }
 
+size_t header_chunk_end(const std::vector<u8>& bytes) {
+  return 12 + 16 + (bytes[16] | bytes[17] << 8 | bytes[18] << 16 | size_t{bytes[19]} << 24);
+}
+
 TEST(Journal, EveryTruncationIsRefusedOrAValidPrefix) {
   const std::vector<u8> bytes = make_journal();
+  const size_t header_end = header_chunk_end(bytes);
   size_t accepted_prefixes = 0;
   for (size_t len = 0; len < bytes.size(); ++len) {
     const std::span<const u8> part(bytes.data(), len);
@@ -91,6 +189,7 @@ TEST(Journal, EveryTruncationIsRefusedOrAValidPrefix) {
       const JournalReader r = JournalReader::parse(part, "j", {});
       // Only a cut exactly at a chunk boundary reads, and it has no end.
       EXPECT_FALSE(r.has_end());
+      EXPECT_FALSE(r.truncated());
       ++accepted_prefixes;
     } catch (const JournalError& e) {
       EXPECT_NE(std::string(e.what()).find("at byte "), std::string::npos) << e.what();
@@ -98,10 +197,28 @@ TEST(Journal, EveryTruncationIsRefusedOrAValidPrefix) {
     try {
       const JournalReader r = JournalReader::parse(part, "j", {true});
       EXPECT_FALSE(r.has_end());
-    } catch (const JournalError&) {
+      EXPECT_LE(r.valid_size(), len);
+    } catch (const JournalError& e) {
+      // Only a journal without a complete header is beyond rescue.
+      EXPECT_LT(len, header_end) << e.what();
     }
   }
-  EXPECT_GE(accepted_prefixes, 5u);  // one per flushed chunk
+  EXPECT_EQ(accepted_prefixes, 6u);  // after the header and after each flush
+}
+
+TEST(Journal, TruncationMessageNamesTheChunkOffset) {
+  std::vector<u8> bytes = make_journal();
+  const JournalReader whole = JournalReader::parse(bytes, "j", {});
+  bytes.resize(bytes.size() - 3);
+  try {
+    JournalReader::parse(bytes, "cut.reel", {});
+    FAIL();
+  } catch (const JournalError& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.reel: truncated chunk"), std::string::npos) << e.what();
+  }
+  const JournalReader prefix = JournalReader::parse(bytes, "cut.reel", {true});
+  EXPECT_TRUE(prefix.truncated());
+  EXPECT_EQ(prefix.size(), whole.size() - 1);  // the end event was alone in the last chunk
 }
 
 TEST(Journal, VersionMismatchNamesBothVersions) {
@@ -112,19 +229,141 @@ TEST(Journal, VersionMismatchNamesBothVersions) {
     FAIL();
   } catch (const JournalError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "old.reel: journal format version 7 is not supported (this reel reads version 1) at byte 8");
+              "old.reel: journal format version 7 is not supported (this reel reads version " +
+                  std::to_string(kJournalFormatVersion) + ") at byte 8");
   }
+}
+
+TEST(Journal, NotAJournal) {
+  const std::vector<u8> junk(100, 'x');
+  EXPECT_THROW(JournalReader::parse(junk, "x", {}), JournalError);
+  EXPECT_THROW(JournalReader::parse({}, "x", {true}), JournalError);
+  EXPECT_THROW(JournalReader::open(temp_path("no-such-journal.reel"), {}), JournalError);
+}
+
+// Resealed chunks (valid checksums) with bad contents are refused too.
+std::vector<u8> sealed(const std::vector<u8>& events_payload) {
+  std::vector<u8> bytes = make_journal(false);
+  // Keep the preamble and header chunk, then append one hand-made chunk.
+  bytes.resize(header_chunk_end(bytes));
+  ByteWriter w;
+  w.u32v(0x56454a52);
+  w.u32v(static_cast<u32>(events_payload.size()));
+  w.u64v(XXH3_64bits(events_payload.data(), events_payload.size()));
+  w.raw(events_payload);
+  bytes.insert(bytes.end(), w.data().begin(), w.data().end());
+  return bytes;
+}
+
+std::string error_of(const std::vector<u8>& bytes) {
+  try {
+    JournalReader::parse(bytes, "j", {});
+  } catch (const JournalError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(Journal, ResealedGarbageIsRefused) {
+  EXPECT_NE(error_of(sealed({99, 0, 0})).find("unknown event kind 99"), std::string::npos);
+  EXPECT_NE(error_of(sealed({1, 0, 20, 1, 2})).find("payload overruns its chunk"), std::string::npos);
+  EXPECT_NE(error_of(sealed({1, 0, 4, 1, 2, 3, 4})).find("runs past the end"), std::string::npos);
+  EXPECT_NE(error_of(sealed({1, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9})).find("stray bytes"), std::string::npos);
+  EXPECT_NE(
+      error_of(sealed({1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0})).find("overflows"),
+      std::string::npos);
+  EXPECT_NE(error_of(sealed({})).find("empty event chunk"), std::string::npos);
+  // An end event, then another event.
+  std::vector<u8> two_ends;
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<u8> end = encode_end(EndRecord{0, 0, 0, 0, 0, {}});
+    two_ends.push_back(static_cast<u8>(EventKind::end));
+    two_ends.push_back(0);
+    two_ends.push_back(static_cast<u8>(end.size()));
+    two_ends.insert(two_ends.end(), end.begin(), end.end());
+  }
+  EXPECT_NE(error_of(sealed(two_ends)).find("events after the end event"), std::string::npos);
 }
 
 TEST(Journal, InterruptedRecordingKeepsCompleteChunks) {
   const std::vector<u8> bytes = make_journal(false);
   const JournalReader r = JournalReader::parse(bytes, "j", {});
   EXPECT_FALSE(r.has_end());
-  EXPECT_EQ(r.events().size(), 51u);
+  EXPECT_EQ(r.end_event(), nullptr);
+  EXPECT_FALSE(r.end_record().has_value());
+  EXPECT_EQ(r.size(), 58u);
+}
+
+TEST(Journal, EventsOutOfOrderAreAnInternalError) {
+  std::ostringstream out;
+  JournalWriter w(out, JournalHeader{}, "mem");
+  w.append(EventKind::checkpoint, 100, encode_checkpoint(1));
+  EXPECT_THROW(w.append(EventKind::checkpoint, 99, encode_checkpoint(1)), std::logic_error);
 }
 
 TEST(Journal, UnwritablePathIsAnError) {
   EXPECT_THROW(JournalWriter("/nonexistent-dir/x.reel", JournalHeader{}), JournalError);
+}
+
+TEST(Journal, DiskFullIsReportedOnceAndRecordingStops) {
+  JournalWriter w("/dev/full", JournalHeader{});
+  EXPECT_TRUE(w.failed());
+  EXPECT_NE(w.error().find("write failed"), std::string::npos) << w.error();
+  w.append(EventKind::checkpoint, 0, encode_checkpoint(1));
+  w.flush();
+  w.close();
+  EXPECT_TRUE(w.failed());
+}
+
+// A file size limit makes writes fail part-way through a chunk, like a
+// full disk: the journal is cut back to its last complete chunk.
+TEST(Journal, WriteFailureLeavesAValidPrefix) {
+  const std::string path = temp_path("journal_test_full.reel");
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  rlimit limited = old;
+  limited.rlim_cur = 5000;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  u64 written = 0;
+  bool failed = false;
+  {
+    JournalWriter w(path, sample_header());
+    for (u64 i = 0; i < 400; ++i) {
+      w.append(EventKind::console_input, i, encode_console_input(0, std::vector<u8>(50, 'x')));
+      w.flush();
+    }
+    written = w.bytes_written();
+    failed = w.failed();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE(failed);
+  EXPECT_LE(written, 5000u);
+  const std::vector<u8> bytes = read_all(path);
+  EXPECT_EQ(bytes.size(), written);
+  const JournalReader r = JournalReader::parse(bytes, "j", {});
+  EXPECT_FALSE(r.has_end());
+  EXPECT_GT(r.size(), 10u);
+}
+
+// The fuzz target's seeds (tests/fuzz/corpus/journal_reader_fuzz/) are
+// journals of the current format: REEL_UPDATE_FUZZ_SEEDS=1 rewrites them
+// after a format change.
+TEST(Journal, FuzzSeedsAreCurrent) {
+  const std::string dir = REEL_SOURCE_DIR "/tests/fuzz/corpus/journal_reader_fuzz/";
+  std::vector<u8> torn = make_journal();
+  torn.resize(torn.size() - 5);
+  const std::pair<const char*, std::vector<u8>> seeds[] = {
+      {"sample.reel", make_journal()}, {"interrupted.reel", make_journal(false)}, {"torn.reel", torn}};
+  for (const auto& [name, bytes] : seeds) {
+    if (std::getenv("REEL_UPDATE_FUZZ_SEEDS")) {
+      std::ofstream(dir + name, std::ios::binary)
+          .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    const std::vector<u8> stored = read_all(dir + name);
+    EXPECT_NO_THROW(JournalReader::parse(stored, name, {true})) << name;
+  }
 }
 
 }  // namespace
