@@ -26,7 +26,7 @@ Machine::Machine(const MachineConfig& config, HostIO& host)
 
 Machine::~Machine() = default;
 
-Device* Machine::find_device(const std::string& name) const {
+Component* Machine::find_device(const std::string& name) const {
   for (const auto& d : m_devices) {
     if (d->name() == name) return d.get();
   }
@@ -40,6 +40,20 @@ void Machine::set_input_handler(ChannelId channel, std::function<void(std::span<
 void Machine::deliver_input(ChannelId channel, std::span<const u8> bytes) {
   auto it = m_input_handlers.find(channel);
   if (it != m_input_handlers.end()) it->second(bytes);
+}
+
+void Machine::set_socket_handler(SocketId socket, std::function<void(const SocketEvent&)> handler) {
+  m_socket_handlers[socket] = std::move(handler);
+}
+
+void Machine::clear_socket_handler(SocketId socket) { m_socket_handlers.erase(socket); }
+
+void Machine::deliver_socket_event(const SocketEvent& event) {
+  auto it = m_socket_handlers.find(event.socket);
+  if (it == m_socket_handlers.end()) return;
+  // The handler may replace or clear itself (a closed socket): call a copy.
+  const auto handler = it->second;
+  handler(event);
 }
 
 void Machine::request_exit(RunEnd::Kind kind, int status) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/cpu/cpu.h"
+#include "core/component.h"
 #include "core/device.h"
 #include "core/exit_status.h"
 #include "core/guest_memory.h"
@@ -45,7 +46,8 @@ class Machine : public InputSink {
   HostIO& host() { return m_host; }
   Prng& prng() { return m_prng; }
 
-  // Devices are serialized, hashed and reset in the order they were added.
+  // Devices and the other components (hubs, backends) are serialized,
+  // hashed and reset in the order they were added.
   template <class T, class... Args>
   T& add_device(Args&&... args) {
     auto dev = std::make_unique<T>(std::forward<Args>(args)...);
@@ -53,12 +55,18 @@ class Machine : public InputSink {
     m_devices.push_back(std::move(dev));
     return ref;
   }
-  const std::vector<std::unique_ptr<Device>>& devices() const { return m_devices; }
-  Device* find_device(const std::string& name) const;
+  const std::vector<std::unique_ptr<Component>>& devices() const { return m_devices; }
+  Component* find_device(const std::string& name) const;
 
   // Routes a console's input bytes to the device that reads it.
   void set_input_handler(ChannelId channel, std::function<void(std::span<const u8>)> handler);
   void deliver_input(ChannelId channel, std::span<const u8> bytes) override;
+  // Routes a host socket's events to its owner (a -net socket backend, a
+  // NAT flow). The handler of a listening socket registers the accepted
+  // ones. Events for sockets without a handler are dropped.
+  void set_socket_handler(SocketId socket, std::function<void(const SocketEvent&)> handler);
+  void clear_socket_handler(SocketId socket);
+  void deliver_socket_event(const SocketEvent& event) override;
 
   // Ends the run after the current instruction (isa-debug-exit, shutdown).
   void request_exit(RunEnd::Kind kind, int status);
@@ -72,6 +80,14 @@ class Machine : public InputSink {
   void set_boundary_hook(std::function<void()> hook) { m_boundary_hook = std::move(hook); }
 
   void reset_devices();
+
+  // One line about the machine's dealings with the outside (a peer came or
+  // went), for the user; the harness decides where it goes. Lines come at
+  // deterministic points, so a replay prints the same ones.
+  void set_logger(std::function<void(const std::string&)> logger) { m_logger = std::move(logger); }
+  void log(const std::string& line) const {
+    if (m_logger) m_logger(line);
+  }
 
   // Runs until the guest exits, shuts down, gets stuck, the host asks to
   // stop or the journal ends. Calls host().finish().
@@ -97,8 +113,9 @@ class Machine : public InputSink {
   MmioBus m_mmio;
   std::unique_ptr<Cpu> m_cpu;
   Prng m_prng;
-  std::vector<std::unique_ptr<Device>> m_devices;
+  std::vector<std::unique_ptr<Component>> m_devices;
   std::map<ChannelId, std::function<void(std::span<const u8>)>> m_input_handlers;
+  std::map<SocketId, std::function<void(const SocketEvent&)>> m_socket_handlers;
 
   bool m_exit = false;
   RunEnd::Kind m_exit_kind = RunEnd::Kind::guest_exit;
@@ -106,6 +123,7 @@ class Machine : public InputSink {
   const std::atomic<bool>* m_stop_flag = nullptr;
   std::function<bool()> m_shutdown_handler;
   std::function<void()> m_boundary_hook;
+  std::function<void(const std::string&)> m_logger;
 };
 
 }  // namespace reel

@@ -32,3 +32,6 @@ constexpr const char* strip_member_prefix(const char* name) {
   void save_state(::reel::BinaryOut& ar) override { serialize(ar); } \
   void load_state(::reel::BinaryIn& ar) override { serialize(ar); }  \
   void dump_state(::reel::JsonOut& ar) override { serialize(ar); }
+
+// The same for components that are not bus devices (hubs, backends).
+#define REEL_COMPONENT_STATE REEL_DEVICE_STATE

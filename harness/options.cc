@@ -125,7 +125,198 @@ void parse_debug_items(std::string_view text, MachineOptions& opts) {
   }
 }
 
+// "host:port" (host may be empty when `host_optional`).
+void parse_host_port(std::string_view text, std::string_view option, bool host_optional, std::string& host,
+                     u16& port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) fail(option, "expected HOST:PORT, got '" + std::string(text) + "'");
+  host = std::string(text.substr(0, colon));
+  if (host.empty() && !host_optional) fail(option, "expected HOST:PORT, the host is missing");
+  const std::string_view p = text.substr(colon + 1);
+  u64 v = 0;
+  if (!parse_u64(p, v) || v == 0 || v > 0xffff) {
+    fail(option, "expected a port number 1..65535, got '" + std::string(p) + "'");
+  }
+  port = static_cast<u16>(v);
+}
+
+NetOption parse_net(std::string_view text) {
+  const SubOptions subs = parse_suboptions(text);
+  if (subs.empty() || !subs[0].first.empty()) fail("-net", "expected nic, user, socket, dump or none first");
+  const std::string& type = subs[0].second;
+  NetOption n;
+  const std::string opt = "-net " + type;
+  auto common = [&](const std::string& key, const std::string& value) {
+    if (key == "vlan") {
+      n.vlan = static_cast<unsigned>(number(value, opt + ",vlan", 4095));
+      return true;
+    }
+    if (key == "name" || key == "id") {
+      if (value.empty()) fail(opt + ",name", "expected a name");
+      n.name = value;
+      return true;
+    }
+    return false;
+  };
+  if (type == "nic") {
+    n.kind = NetOption::Kind::nic;
+    for (size_t i = 1; i < subs.size(); ++i) {
+      const auto& [key, value] = subs[i];
+      if (common(key, value)) continue;
+      if (key == "model") {
+        if (value == "help" || value == "?") {
+          std::string list = "-net nic,model: available NIC models:";
+          for (const auto& m : nic_models()) list += " " + m;
+          throw OptionError(list);
+        }
+        bool known = false;
+        for (const auto& m : nic_models()) known = known || m == value;
+        if (!known) {
+          std::string list;
+          for (const auto& m : nic_models()) list += (list.empty() ? "" : ", ") + m;
+          fail("-net nic,model", "unknown NIC model '" + value + "' (available: " + list + ")");
+        }
+        n.model = value;
+      } else if (key == "macaddr") {
+        n.macaddr = parse_mac_address(value, "-net nic,macaddr");
+      } else if (key == "iobase") {
+        n.iobase = static_cast<u16>(number(value, "-net nic,iobase", 0xffe0));
+      } else if (key == "irq") {
+        const u64 irq = number(value, "-net nic,irq", 15);
+        if (irq == 0 || irq == 1 || irq == 2 || irq == 8 || irq == 13)
+          fail("-net nic,irq", "IRQ " + std::to_string(irq) + " belongs to the PC itself; use 3-7, 9-12, 14 or 15");
+        n.irq = static_cast<u8>(irq);
+      } else {
+        fail("-net nic", "unknown property '" + key + "' (expected model, macaddr, vlan, name, iobase, irq)");
+      }
+    }
+    return n;
+  }
+  if (type == "user") {
+    n.kind = NetOption::Kind::user;
+    for (size_t i = 1; i < subs.size(); ++i) {
+      if (!common(subs[i].first, subs[i].second)) n.user_properties.push_back(subs[i]);
+    }
+    return n;
+  }
+  if (type == "socket") {
+    n.kind = NetOption::Kind::socket;
+    int modes = 0;
+    for (size_t i = 1; i < subs.size(); ++i) {
+      const auto& [key, value] = subs[i];
+      if (common(key, value)) continue;
+      if (key == "listen") {
+        n.socket_mode = NetOption::SocketMode::listen;
+        parse_host_port(value, "-net socket,listen", true, n.host, n.port);
+        ++modes;
+      } else if (key == "connect") {
+        n.socket_mode = NetOption::SocketMode::connect;
+        parse_host_port(value, "-net socket,connect", false, n.host, n.port);
+        ++modes;
+      } else if (key == "mcast") {
+        n.socket_mode = NetOption::SocketMode::mcast;
+        parse_host_port(value, "-net socket,mcast", false, n.host, n.port);
+        ++modes;
+      } else if (key == "localaddr") {
+        if (value.empty()) fail("-net socket,localaddr", "expected an address");
+        n.localaddr = value;
+      } else if (key == "fd") {
+        fail("-net socket,fd", "inherited descriptors cannot be replayed; use listen=, connect= or mcast=");
+      } else if (key == "udp") {
+        fail("-net socket,udp", "not supported yet; use mcast= or listen=/connect=");
+      } else {
+        fail("-net socket", "unknown property '" + key + "' (expected listen, connect, mcast, localaddr, vlan)");
+      }
+    }
+    if (modes != 1) fail("-net socket", "expected exactly one of listen=, connect= or mcast=");
+    if (!n.localaddr.empty() && n.socket_mode != NetOption::SocketMode::mcast)
+      fail("-net socket,localaddr", "only goes with mcast=");
+    return n;
+  }
+  if (type == "dump") {
+    n.kind = NetOption::Kind::dump;
+    for (size_t i = 1; i < subs.size(); ++i) {
+      const auto& [key, value] = subs[i];
+      if (common(key, value)) continue;
+      if (key == "file") {
+        if (value.empty()) fail("-net dump,file", "expected a file name");
+        n.file = value;
+      } else if (key == "len") {
+        // A bare number is bytes here (QEMU's len= is a byte count).
+        u64 v = 0;
+        if (!parse_u64(value, v)) v = parse_size(value, "-net dump,len");
+        if (v > 0xffffffffu) fail("-net dump,len", "too large");
+        n.snap_length = static_cast<u32>(v);
+        if (n.snap_length == 0) fail("-net dump,len", "must be at least 1");
+      } else {
+        fail("-net dump", "unknown property '" + key + "' (expected file, len, vlan)");
+      }
+    }
+    // QEMU's default file name.
+    if (n.file.empty()) n.file = "qemu-vlan" + std::to_string(n.vlan) + ".pcap";
+    return n;
+  }
+  fail("-net", "unknown type '" + type + "' (expected nic, user, socket, dump or none)");
+}
+
+MonitorOption parse_monitor(std::string_view text) {
+  MonitorOption m;
+  if (text == "stdio") {
+    m.kind = MonitorOption::Kind::stdio;
+    return m;
+  }
+  if (text == "none" || text == "null") return m;
+  if (text.substr(0, 5) == "unix:") {
+    const SubOptions subs = parse_suboptions(text.substr(5));
+    if (subs.empty() || !subs[0].first.empty() || subs[0].second.empty())
+      fail("-monitor unix", "expected unix:PATH,server");
+    m.kind = MonitorOption::Kind::unix_server;
+    m.path = subs[0].second;
+    bool server = false;
+    for (size_t i = 1; i < subs.size(); ++i) {
+      const auto& [key, value] = subs[i];
+      if ((key.empty() && value == "server") || key == "server") {
+        server = key.empty() || on_off(value, "-monitor unix,server");
+      } else if ((key.empty() && value == "nowait") || key == "wait") {
+        m.wait = key.empty() ? false : on_off(value, "-monitor unix,wait");
+      } else {
+        fail("-monitor unix", "unknown property '" + (key.empty() ? value : key) + "' (expected server, nowait)");
+      }
+    }
+    if (!server) fail("-monitor unix", "reel only listens: add ,server");
+    return m;
+  }
+  fail("-monitor", "expected stdio, unix:PATH,server or none, got '" + std::string(text) + "'");
+}
+
 }  // namespace
+
+const std::vector<std::string>& nic_models() {
+  static const std::vector<std::string> models = {"ne2k_pci", "ne2k_isa"};
+  return models;
+}
+
+std::array<u8, 6> parse_mac_address(std::string_view text, std::string_view option) {
+  std::array<u8, 6> mac{};
+  size_t pos = 0;
+  for (int i = 0; i < 6; ++i) {
+    if (i > 0) {
+      if (pos >= text.size() || (text[pos] != ':' && text[pos] != '-')) break;
+      ++pos;
+    }
+    u64 v = 0;
+    const std::string_view part = text.substr(pos, 2);
+    auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), v, 16);
+    if (ec != std::errc() || ptr != part.data() + 2) {
+      fail(option, "expected a MAC address like 52:54:00:12:34:56, got '" + std::string(text) + "'");
+    }
+    mac[static_cast<size_t>(i)] = static_cast<u8>(v);
+    pos += 2;
+  }
+  if (pos != text.size()) fail(option, "expected a MAC address like 52:54:00:12:34:56, got '" + std::string(text) + "'");
+  if (mac[0] & 1) fail(option, std::string(text) + " is a multicast address; a NIC needs a unicast one");
+  return mac;
+}
 
 SubOptions parse_suboptions(std::string_view text) {
   SubOptions out;
@@ -194,6 +385,7 @@ i64 parse_utc_date(std::string_view text, std::string_view option) {
 MachineOptions parse_machine_options(const std::vector<std::string>& args) {
   MachineOptions opts;
   bool serial_given = false;
+  bool net_none = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string opt = args[i];
     if (opt.size() > 2 && opt[0] == '-' && opt[1] == '-') opt.erase(0, 1);  // --kernel == -kernel
@@ -257,8 +449,20 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
     } else if (opt == "-cpu") {
       const std::string v = value();
       if (v != "486" && v != "qemu32" && v != "host") fail("-cpu", "reel emulates a 486; expected 486");
-    } else if (opt == "-net" || opt == "-netdev" || opt == "-nic" || opt == "-gdb" || opt == "-s" || opt == "-S" ||
-               opt == "-monitor" || opt == "-redir" || opt == "-tftp" || opt == "-initrd" || opt == "-bios") {
+    } else if (opt == "-net") {
+      const std::string v = value();
+      if (v == "none") {
+        opts.nets.clear();
+        net_none = true;
+      } else {
+        opts.nets.push_back(parse_net(v));
+      }
+    } else if (opt == "-monitor") {
+      opts.monitor = parse_monitor(value());
+    } else if (opt == "-netdev" || opt == "-nic") {
+      fail(opt, "not supported yet; use QEMU's classic -net nic / -net socket spelling");
+    } else if (opt == "-gdb" || opt == "-s" || opt == "-S" || opt == "-redir" || opt == "-tftp" ||
+               opt == "-initrd" || opt == "-bios") {
       fail(opt, "not supported yet in this build of reel");
     } else if (!opt.empty() && opt[0] == '-') {
       fail(opt, "unknown option (see 'reel help')");
@@ -267,6 +471,28 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
     }
   }
   if (!serial_given) opts.serials.push_back(SerialOption{});
+  if (opts.monitor.kind == MonitorOption::Kind::stdio) {
+    for (size_t i = 0; i < opts.serials.size(); ++i) {
+      if (opts.serials[i].kind == SerialOption::Kind::stdio) {
+        fail("-monitor stdio", "stdio is taken by serial" + std::to_string(i) +
+                                   (serial_given ? "" : " (the default -serial stdio)") +
+                                   "; add -serial file:PATH or -serial none, or use -monitor unix:PATH,server");
+      }
+    }
+  }
+  if (net_none && !opts.nets.empty()) fail("-net none", "cannot be combined with other -net options");
+  for (const NetOption& n : opts.nets) {
+    if (n.kind == NetOption::Kind::user) {
+      fail("-net user", "the user-mode network stack is not in this build of reel yet; use -net socket");
+    }
+    if (n.kind == NetOption::Kind::nic && opts.machine == "isapc" && n.model == "ne2k_pci") {
+      fail("-net nic,model=ne2k_pci", "-M isapc has no PCI bus; use model=ne2k_isa");
+    }
+    if (n.kind == NetOption::Kind::nic && (n.iobase || n.irq) &&
+        (n.model == "ne2k_pci" || (n.model.empty() && opts.machine != "isapc"))) {
+      fail("-net nic", "iobase= and irq= only apply to ISA models (model=ne2k_isa)");
+    }
+  }
   if (opts.kernel.empty()) throw OptionError("-kernel: a guest kernel is required (reel has no BIOS yet)");
   return opts;
 }
@@ -283,6 +509,11 @@ std::string machine_options_help() {
   -rtc base=utc|YYYY-MM-DDTHH:MM:SS  RTC start (default: host date, journaled)
   -no-reboot              exit instead of rebooting on triple fault
   -d in_asm [-D FILE]     log each decoded block, disassembled
+  -net nic[,model=ne2k_pci|ne2k_isa][,macaddr=M][,vlan=N][,iobase=A,irq=I]
+  -net socket,listen=[HOST]:PORT|connect=HOST:PORT|mcast=GROUP:PORT[,localaddr=A][,vlan=N]
+  -net dump[,vlan=N][,file=F][,len=BYTES]   pcap of a VLAN (stamped with virtual time)
+  -net none               no network (the default for now)
+  -monitor stdio|unix:PATH,server[,nowait]  QEMU-style monitor (info network, info registers, quit)
   -seed N                 PRNG seed (default: random in record, 0 in run)
   -checkpoint-interval N  instructions between state-hash checkpoints (record)
 )";

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,37 @@ struct DebugExitOption {
   u16 iosize = 2;
 };
 
+// One -net option (QEMU's classic VLAN syntax).
+struct NetOption {
+  enum class Kind : u8 { nic, user, socket, dump };
+  enum class SocketMode : u8 { listen, connect, mcast };
+  Kind kind = Kind::nic;
+  unsigned vlan = 0;
+  std::string name;  // name=, or empty for the default ("ne2k_pci.0")
+  // nic
+  std::string model;  // empty: the machine's default (ne2k_pci; ne2k_isa on isapc)
+  std::optional<std::array<u8, 6>> macaddr;
+  std::optional<u16> iobase;  // ISA models
+  std::optional<u8> irq;      // ISA models
+  // socket
+  SocketMode socket_mode = SocketMode::connect;
+  std::string host;  // listen: may be empty (any address)
+  u16 port = 0;
+  std::string localaddr;  // mcast
+  // dump
+  std::string file;
+  u32 snap_length = 65536;
+  // user: the properties, checked by the user-mode stack's own parser
+  SubOptions user_properties;
+};
+
+struct MonitorOption {
+  enum class Kind : u8 { none, stdio, unix_server };
+  Kind kind = Kind::none;
+  std::string path;  // unix_server
+  bool wait = true;  // server: wait for a client before starting (QEMU's default)
+};
+
 // Everything that defines the machine. Recorded verbatim (as the argument
 // list) in the journal header so `reel replay` needs nothing else.
 struct MachineOptions {
@@ -48,6 +80,8 @@ struct MachineOptions {
   bool no_reboot = false;
   std::optional<i64> rtc_base_ns;  // -rtc base=YYYY-MM-DDTHH:MM:SS
   std::optional<u64> seed;
+  std::vector<NetOption> nets;  // in command-line order
+  MonitorOption monitor;
   u64 checkpoint_interval = u64{1} << 24;
   // Logging (not machine state, but kept so a replay logs the same way).
   bool log_in_asm = false;
@@ -61,6 +95,11 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args);
 u64 parse_size(std::string_view text, std::string_view option);
 // "YYYY-MM-DDTHH:MM:SS" or "YYYY-MM-DD" (UTC) -> ns since the epoch.
 i64 parse_utc_date(std::string_view text, std::string_view option);
+
+// "52:54:00:12:34:56" -> bytes. Throws OptionError naming `option`.
+std::array<u8, 6> parse_mac_address(std::string_view text, std::string_view option);
+// The NIC models reel has, in the order `model=help` lists them.
+const std::vector<std::string>& nic_models();
 
 std::string machine_options_help();
 

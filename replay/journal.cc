@@ -142,7 +142,32 @@ void validate_event(const JournalEvent& e, const std::string& name) {
     case EventKind::end:
       (void)decode_end(e, name);
       break;
+    case EventKind::socket_open:
+      (void)decode_socket_open(e, name);
+      break;
+    case EventKind::socket_send:
+      (void)decode_socket_send(e, name);
+      break;
+    case EventKind::socket_control:
+      (void)decode_socket_control(e, name);
+      break;
+    case EventKind::socket_event:
+      (void)decode_socket_event(e, name);
+      break;
   }
+}
+
+void encode_address(ByteWriter& w, const SocketAddress& a) {
+  w.u32v(a.ip);
+  w.u32v(a.port);
+}
+SocketAddress decode_address(ByteReader& r) {
+  SocketAddress a;
+  a.ip = r.u32v();
+  const u32 port = r.u32v();
+  if (port > 0xffff) r.fail("bad port " + std::to_string(port));
+  a.port = static_cast<u16>(port);
+  return a;
 }
 
 }  // namespace
@@ -165,12 +190,35 @@ const char* event_kind_name(EventKind kind) {
       return "checkpoint";
     case EventKind::end:
       return "end";
+    case EventKind::socket_open:
+      return "socket_open";
+    case EventKind::socket_send:
+      return "socket_send";
+    case EventKind::socket_control:
+      return "socket_control";
+    case EventKind::socket_event:
+      return "socket_event";
+  }
+  return "unknown";
+}
+
+const char* socket_control_name(SocketControlRecord::Op op) {
+  switch (op) {
+    case SocketControlRecord::Op::pause:
+      return "pause";
+    case SocketControlRecord::Op::resume:
+      return "resume";
+    case SocketControlRecord::Op::shutdown:
+      return "shutdown";
+    case SocketControlRecord::Op::close:
+      return "close";
   }
   return "unknown";
 }
 
 bool is_synchronous(EventKind kind) {
-  return kind == EventKind::host_time || kind == EventKind::file_read || kind == EventKind::console_open;
+  return kind == EventKind::host_time || kind == EventKind::file_read || kind == EventKind::console_open ||
+         kind == EventKind::socket_open || kind == EventKind::socket_send || kind == EventKind::socket_control;
 }
 
 // ---------------------------------------------------------------- bytes
@@ -325,6 +373,45 @@ std::vector<u8> encode_end(const EndRecord& end) {
   return std::move(w.data());
 }
 
+std::vector<u8> encode_socket_open(const SocketOpenRecord& r) {
+  ByteWriter w;
+  w.u8v(static_cast<u8>(r.spec.kind));
+  w.str(r.spec.host);
+  w.u32v(r.spec.port);
+  w.str(r.spec.local_host);
+  w.u8v(r.result.ok ? 1 : 0);
+  w.u32v(r.result.id);
+  w.str(r.result.error);
+  encode_address(w, r.result.local);
+  return std::move(w.data());
+}
+std::vector<u8> encode_socket_send(const SocketSendRecord& r) {
+  ByteWriter w;
+  w.u32v(r.socket);
+  w.u8v(r.has_to ? 1 : 0);
+  encode_address(w, r.to);
+  w.uleb(r.size);
+  w.u64v(r.hash);
+  w.uleb(r.accepted);
+  return std::move(w.data());
+}
+std::vector<u8> encode_socket_control(const SocketControlRecord& r) {
+  ByteWriter w;
+  w.u32v(r.socket);
+  w.u8v(static_cast<u8>(r.op));
+  return std::move(w.data());
+}
+std::vector<u8> encode_socket_event(const SocketEvent& e) {
+  ByteWriter w;
+  w.u8v(static_cast<u8>(e.kind));
+  w.u32v(e.socket);
+  w.u32v(e.accepted);
+  encode_address(w, e.peer);
+  w.str(e.error);
+  w.raw(e.bytes);  // to the payload's end
+  return std::move(w.data());
+}
+
 i64 decode_host_time(const JournalEvent& e, const std::string& name) {
   ByteReader r = payload_reader(e, EventKind::host_time, name);
   const i64 v = r.i64v();
@@ -414,6 +501,66 @@ EndRecord decode_end(const JournalEvent& e, const std::string& name) {
   return end;
 }
 
+SocketOpenRecord decode_socket_open(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::socket_open, name);
+  SocketOpenRecord s;
+  const u8 kind = r.u8v();
+  if (kind > static_cast<u8>(SocketSpec::Kind::udp_multicast)) r.fail("unknown socket kind " + std::to_string(kind));
+  s.spec.kind = static_cast<SocketSpec::Kind>(kind);
+  s.spec.host = r.str();
+  const u32 port = r.u32v();
+  if (port > 0xffff) r.fail("bad port " + std::to_string(port));
+  s.spec.port = static_cast<u16>(port);
+  s.spec.local_host = r.str();
+  const u8 ok = r.u8v();
+  if (ok > 1) r.fail("bad flag in socket_open event");
+  s.result.ok = ok == 1;
+  s.result.id = r.u32v();
+  s.result.error = r.str();
+  s.result.local = decode_address(r);
+  r.expect_done("socket_open event");
+  return s;
+}
+SocketSendRecord decode_socket_send(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::socket_send, name);
+  SocketSendRecord s;
+  s.socket = r.u32v();
+  const u8 has_to = r.u8v();
+  if (has_to > 1) r.fail("bad flag in socket_send event");
+  s.has_to = has_to == 1;
+  s.to = decode_address(r);
+  s.size = r.uleb();
+  s.hash = r.u64v();
+  s.accepted = r.uleb();
+  if (s.accepted > s.size) r.fail("socket_send event took more bytes than it was given");
+  r.expect_done("socket_send event");
+  return s;
+}
+SocketControlRecord decode_socket_control(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::socket_control, name);
+  SocketControlRecord s;
+  s.socket = r.u32v();
+  const u8 op = r.u8v();
+  if (op > static_cast<u8>(SocketControlRecord::Op::close)) r.fail("unknown socket operation " + std::to_string(op));
+  s.op = static_cast<SocketControlRecord::Op>(op);
+  r.expect_done("socket_control event");
+  return s;
+}
+SocketEvent decode_socket_event(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::socket_event, name);
+  SocketEvent s;
+  const u8 kind = r.u8v();
+  if (kind > static_cast<u8>(SocketEvent::Kind::error)) r.fail("unknown socket event kind " + std::to_string(kind));
+  s.kind = static_cast<SocketEvent::Kind>(kind);
+  s.socket = r.u32v();
+  s.accepted = r.u32v();
+  s.peer = decode_address(r);
+  s.error = r.str();
+  const std::span<const u8> rest = r.rest();
+  s.bytes.assign(rest.begin(), rest.end());
+  return s;
+}
+
 std::string describe_event(const JournalEvent& e) {
   std::string s = std::string(event_kind_name(e.kind)) + " at icount " + std::to_string(e.icount);
   // Details help a divergence report; a payload that does not decode (an
@@ -450,6 +597,30 @@ std::string describe_event(const JournalEvent& e) {
       case EventKind::end:
         s += " (status " + std::to_string(decode_end(e, "").status) + ")";
         break;
+      case EventKind::socket_open: {
+        const SocketOpenRecord o = decode_socket_open(e, "");
+        s += " (" + o.spec.host + ":" + std::to_string(o.spec.port) +
+             (o.result.ok ? ", socket " + std::to_string(o.result.id) : ", failed: " + o.result.error) + ")";
+        break;
+      }
+      case EventKind::socket_send: {
+        const SocketSendRecord o = decode_socket_send(e, "");
+        s += " (socket " + std::to_string(o.socket) + ", " + std::to_string(o.size) + " bytes, " +
+             std::to_string(o.accepted) + " taken)";
+        break;
+      }
+      case EventKind::socket_control: {
+        const SocketControlRecord o = decode_socket_control(e, "");
+        s += " (socket " + std::to_string(o.socket) + ", " + socket_control_name(o.op) + ")";
+        break;
+      }
+      case EventKind::socket_event: {
+        const SocketEvent o = decode_socket_event(e, "");
+        s += " (socket " + std::to_string(o.socket) + ", " + socket_event_kind_name(o.kind);
+        if (!o.bytes.empty()) s += ", " + std::to_string(o.bytes.size()) + " bytes";
+        s += ")";
+        break;
+      }
     }
   } catch (const JournalError&) {
   }

@@ -36,7 +36,7 @@ class JournalError : public std::runtime_error {
 
 // Bump on any change to the layout below; the reader refuses other
 // versions with a message naming both.
-inline constexpr u32 kJournalFormatVersion = 2;  // 1 was the first draft, never released
+inline constexpr u32 kJournalFormatVersion = 3;  // 3 added host sockets; 1 and 2 were never released
 
 enum class EventKind : u8 {
   host_time = 1,       // i64 ns since the epoch
@@ -47,9 +47,12 @@ enum class EventKind : u8 {
   idle_advance = 6,    // virtual ns to resume at, the timer deadline it had
   checkpoint = 7,      // machine state hash
   end = 8,             // RunEnd and the final console digests
-  // Later formats add socket operations, peer frames, accepts... here.
+  socket_open = 9,     // the spec asked for and the host's answer
+  socket_send = 10,    // socket, destination, size and XXH3 of the bytes, how many the host took
+  socket_control = 11, // socket, pause/resume/shutdown/close
+  socket_event = 12,   // SocketEvent: accepts, connects, data, datagrams, EOF, errors
 };
-inline constexpr u8 kLastEventKind = static_cast<u8>(EventKind::end);
+inline constexpr u8 kLastEventKind = static_cast<u8>(EventKind::socket_event);
 
 const char* event_kind_name(EventKind kind);
 // Synchronous events answer a request the machine makes while it runs; the
@@ -170,6 +173,25 @@ struct EndRecord {
   std::vector<ConsoleDigestRecord> digests;  // every channel
 };
 
+struct SocketOpenRecord {
+  SocketSpec spec;
+  SocketOpenResult result;
+};
+struct SocketSendRecord {
+  SocketId socket = 0;
+  bool has_to = false;  // socket_send_to
+  SocketAddress to;
+  u64 size = 0;      // bytes the machine offered
+  u64 hash = 0;      // XXH3-64 of them
+  u64 accepted = 0;  // bytes the host took
+};
+struct SocketControlRecord {
+  enum class Op : u8 { pause, resume, shutdown, close };
+  SocketId socket = 0;
+  Op op = Op::close;
+};
+const char* socket_control_name(SocketControlRecord::Op op);
+
 std::vector<u8> encode_host_time(i64 ns);
 std::vector<u8> encode_file_read(const FileReadRecord& r);
 std::vector<u8> encode_console_open(const ConsoleOpenRecord& r);
@@ -178,6 +200,10 @@ std::vector<u8> encode_console_digest(const ConsoleDigestRecord& r);
 std::vector<u8> encode_idle_advance(const IdleAdvanceRecord& r);
 std::vector<u8> encode_checkpoint(u64 state_hash);
 std::vector<u8> encode_end(const EndRecord& end);
+std::vector<u8> encode_socket_open(const SocketOpenRecord& r);
+std::vector<u8> encode_socket_send(const SocketSendRecord& r);
+std::vector<u8> encode_socket_control(const SocketControlRecord& r);
+std::vector<u8> encode_socket_event(const SocketEvent& e);
 
 // Decoders check the event's kind and that the payload is exactly one
 // record; the reader runs them on every event it loads, so events of a
@@ -190,6 +216,10 @@ ConsoleDigestRecord decode_console_digest(const JournalEvent& e, const std::stri
 IdleAdvanceRecord decode_idle_advance(const JournalEvent& e, const std::string& name);
 u64 decode_checkpoint(const JournalEvent& e, const std::string& name);
 EndRecord decode_end(const JournalEvent& e, const std::string& name);
+SocketOpenRecord decode_socket_open(const JournalEvent& e, const std::string& name);
+SocketSendRecord decode_socket_send(const JournalEvent& e, const std::string& name);
+SocketControlRecord decode_socket_control(const JournalEvent& e, const std::string& name);
+SocketEvent decode_socket_event(const JournalEvent& e, const std::string& name);
 // One line for messages: "console_input at icount 1234 (channel 0, 6 bytes)".
 std::string describe_event(const JournalEvent& e);
 

@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <poll.h>
+
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -29,7 +31,10 @@ class LiveConsoles {
     u64 hash = 0;   // XXH3-64 of all of them
   };
 
-  LiveConsoles();
+  // Replay shows output on stdio and files as the recording did, but opens
+  // no sockets: a Unix socket console writes nowhere.
+  enum class Mode : u8 { live, replay };
+  explicit LiveConsoles(Mode mode = Mode::live);
   ~LiveConsoles();
   LiveConsoles(const LiveConsoles&) = delete;
   LiveConsoles& operator=(const LiveConsoles&) = delete;
@@ -43,8 +48,17 @@ class LiveConsoles {
   size_t size() const { return m_consoles.size(); }
   const ConsoleSpec& spec(ChannelId channel) const;
 
+  // Unix socket consoles: the connected client's descriptor, accepting a
+  // waiting client first (-1 when there is none).
+  int client_fd(ChannelId channel);
+  // The client went away; the console waits for the next one.
+  void drop_client(ChannelId channel);
+  // What an idle wait should watch for these consoles.
+  void add_pollfds(std::vector<pollfd>& fds) const;
+
  private:
   struct Console;
+  Mode m_mode;
   std::vector<std::unique_ptr<Console>> m_consoles;
 };
 

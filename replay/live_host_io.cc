@@ -89,6 +89,7 @@ ChannelId LiveHostIO::open_console(const ConsoleSpec& spec) {
       m_options.input_fd >= 0) {
     m_input_channel = id;
   }
+  if (spec.kind == ConsoleSpec::Kind::unix_server && spec.wants_input) m_unix_inputs.push_back(id);
   return id;
 }
 
@@ -117,6 +118,33 @@ void LiveHostIO::read_input() {
   }
 }
 
+void LiveHostIO::read_unix_inputs() {
+  for (const ChannelId channel : m_unix_inputs) {
+    const int fd = m_consoles.client_fd(channel);
+    if (fd < 0) continue;
+    u8 buf[kInputReadSize];
+    ssize_t n;
+    do {
+      n = ::read(fd, buf, sizeof buf);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      std::vector<u8>& pending = m_unix_pending[channel];
+      pending.insert(pending.end(), buf, buf + n);
+    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      m_consoles.drop_client(channel);  // the client left; the next one may come
+    }
+  }
+}
+
+SocketOpenResult LiveHostIO::socket_open(const SocketSpec& spec) { return m_sockets.open(spec); }
+size_t LiveHostIO::socket_send(SocketId socket, std::span<const u8> bytes) { return m_sockets.send(socket, bytes); }
+size_t LiveHostIO::socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) {
+  return m_sockets.send_to(socket, to, bytes);
+}
+void LiveHostIO::socket_pause(SocketId socket, bool paused) { m_sockets.pause(socket, paused); }
+void LiveHostIO::socket_shutdown(SocketId socket) { m_sockets.shutdown(socket); }
+void LiveHostIO::socket_close(SocketId socket) { m_sockets.close(socket); }
+
 u64 LiveHostIO::next_stop_icount() { return current_icount() + m_options.poll_interval; }
 
 bool LiveHostIO::boundary(InputSink& sink) {
@@ -130,17 +158,36 @@ bool LiveHostIO::boundary(InputSink& sink) {
     on_input(*channel, bytes);
     sink.deliver_input(*channel, bytes);
   }
+  read_unix_inputs();
+  for (auto& [unix_channel, pending] : m_unix_pending) {
+    if (pending.empty()) continue;
+    const std::vector<u8> bytes = std::move(pending);
+    pending.clear();
+    on_input(unix_channel, bytes);
+    sink.deliver_input(unix_channel, bytes);
+  }
+  m_socket_events.clear();
+  m_sockets.poll(m_socket_events);
+  for (const SocketEvent& e : m_socket_events) {
+    on_socket_event(e);
+    sink.deliver_socket_event(e);
+  }
   return true;
 }
 
 u64 LiveHostIO::wait_for_input(u64 timeout_ns) {
   const u64 start = monotonic_ns();
   u64 elapsed = 0;
-  while (elapsed < timeout_ns && m_input_channel) {
+  std::vector<pollfd> fds;
+  while (elapsed < timeout_ns && has_live_inputs()) {
+    if (m_sockets.has_pending()) break;
     const u64 slice = std::min(timeout_ns - elapsed, kIdleSliceNs);
-    pollfd p{m_options.input_fd, POLLIN, 0};
+    fds.clear();
+    if (m_input_channel) fds.push_back(pollfd{m_options.input_fd, POLLIN, 0});
+    m_consoles.add_pollfds(fds);
+    m_sockets.add_pollfds(fds);
     const int ms = static_cast<int>((slice + 999'999) / 1'000'000);
-    const int r = ::poll(&p, 1, ms);
+    const int r = ::poll(fds.data(), fds.size(), ms);
     elapsed = monotonic_ns() - start;
     if (r > 0) break;                    // readable, or EOF: boundary() reads it
     if (r < 0 && errno == EINTR) break;  // a signal (Ctrl-C): let the loop look
@@ -150,7 +197,7 @@ u64 LiveHostIO::wait_for_input(u64 timeout_ns) {
 
 std::optional<u64> LiveHostIO::idle(std::optional<u64> deadline_ns) {
   m_last_idle_waited = false;
-  if (!m_input_channel) return deadline_ns;  // nothing but a timer can wake the guest
+  if (!has_live_inputs()) return deadline_ns;  // nothing but a timer can wake the guest
   if (!m_options.pacing && deadline_ns) return deadline_ns;
   // Wait on real time, one virtual ns per real ns, until the deadline or
   // until input is readable; the boundary() that follows delivers it.

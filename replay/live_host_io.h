@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "core/host_io.h"
 #include "replay/live_consoles.h"
+#include "replay/live_sockets.h"
 
 namespace reel {
 
@@ -33,6 +35,12 @@ class LiveHostIO : public HostIO {
   HostFile read_file(const std::string& path) override;
   ChannelId open_console(const ConsoleSpec& spec) override;
   void console_write(ChannelId channel, std::span<const u8> bytes) override;
+  SocketOpenResult socket_open(const SocketSpec& spec) override;
+  size_t socket_send(SocketId socket, std::span<const u8> bytes) override;
+  size_t socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) override;
+  void socket_pause(SocketId socket, bool paused) override;
+  void socket_shutdown(SocketId socket) override;
+  void socket_close(SocketId socket) override;
   u64 next_stop_icount() override;
   bool boundary(InputSink& sink) override;
   std::optional<u64> idle(std::optional<u64> deadline_ns) override;
@@ -41,8 +49,11 @@ class LiveHostIO : public HostIO {
   const Options& options() const { return m_options; }
   LiveConsoles::Digest console_digest(ChannelId channel) const { return m_consoles.digest(channel); }
   size_t console_count() const { return m_consoles.size(); }
-  // A console still reads host input (stdin not at EOF).
-  bool has_live_inputs() const { return m_input_channel.has_value(); }
+  // A console still reads host input (stdin not at EOF) or a socket can
+  // still produce an event.
+  bool has_live_inputs() const {
+    return m_input_channel.has_value() || !m_unix_inputs.empty() || m_sockets.any_live();
+  }
 
   // Reads a whole host file; on failure ok is false and error is one line.
   static HostFile read_host_file(const std::string& path);
@@ -50,6 +61,8 @@ class LiveHostIO : public HostIO {
  protected:
   // Each input read from the host, just before it is delivered.
   virtual void on_input(ChannelId channel, std::span<const u8> bytes) {}
+  // Each socket event, just before it is delivered.
+  virtual void on_socket_event(const SocketEvent& event) {}
   // Whether the last idle() waited on real time rather than returning the
   // deadline at once.
   bool last_idle_waited() const { return m_last_idle_waited; }
@@ -61,6 +74,9 @@ class LiveHostIO : public HostIO {
   // Reads what the input descriptor has, without blocking, into
   // m_pending_input. Returns false at EOF or error (the source is gone).
   void read_input();
+  // Reads what the Unix socket consoles' clients typed (accepting one
+  // that is waiting) into m_unix_pending.
+  void read_unix_inputs();
   // Waits up to timeout_ns of real time for input; returns the real ns
   // that passed.
   u64 wait_for_input(u64 timeout_ns);
@@ -69,8 +85,12 @@ class LiveHostIO : public HostIO {
   const VirtualClock* m_clock = nullptr;
   std::function<u64()> m_hasher;
   LiveConsoles m_consoles;
+  LiveSockets m_sockets;
+  std::vector<SocketEvent> m_socket_events;
   std::optional<ChannelId> m_input_channel;
   std::vector<u8> m_pending_input;
+  std::vector<ChannelId> m_unix_inputs;  // unix_server consoles that take input
+  std::map<ChannelId, std::vector<u8>> m_unix_pending;
   bool m_last_idle_waited = false;
 };
 

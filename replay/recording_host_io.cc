@@ -58,6 +58,60 @@ ChannelId RecordingHostIO::open_console(const ConsoleSpec& spec) {
   return id;
 }
 
+SocketOpenResult RecordingHostIO::socket_open(const SocketSpec& spec) {
+  SocketOpenResult r = LiveHostIO::socket_open(spec);
+  m_writer.append(EventKind::socket_open, current_icount(), encode_socket_open({spec, r}));
+  return r;
+}
+
+void RecordingHostIO::journal_send(SocketId socket, const SocketAddress* to, std::span<const u8> bytes,
+                                   size_t accepted) {
+  SocketSendRecord r;
+  r.socket = socket;
+  r.has_to = to != nullptr;
+  if (to) r.to = *to;
+  r.size = bytes.size();
+  r.hash = XXH3_64bits(bytes.data(), bytes.size());
+  r.accepted = accepted;
+  m_writer.append(EventKind::socket_send, current_icount(), encode_socket_send(r));
+}
+
+size_t RecordingHostIO::socket_send(SocketId socket, std::span<const u8> bytes) {
+  const size_t n = LiveHostIO::socket_send(socket, bytes);
+  journal_send(socket, nullptr, bytes, n);
+  return n;
+}
+
+size_t RecordingHostIO::socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) {
+  const size_t n = LiveHostIO::socket_send_to(socket, to, bytes);
+  journal_send(socket, &to, bytes, n);
+  return n;
+}
+
+void RecordingHostIO::journal_control(SocketId socket, SocketControlRecord::Op op) {
+  m_writer.append(EventKind::socket_control, current_icount(), encode_socket_control({socket, op}));
+}
+
+void RecordingHostIO::socket_pause(SocketId socket, bool paused) {
+  LiveHostIO::socket_pause(socket, paused);
+  journal_control(socket, paused ? SocketControlRecord::Op::pause : SocketControlRecord::Op::resume);
+}
+
+void RecordingHostIO::socket_shutdown(SocketId socket) {
+  LiveHostIO::socket_shutdown(socket);
+  journal_control(socket, SocketControlRecord::Op::shutdown);
+}
+
+void RecordingHostIO::socket_close(SocketId socket) {
+  LiveHostIO::socket_close(socket);
+  journal_control(socket, SocketControlRecord::Op::close);
+}
+
+void RecordingHostIO::on_socket_event(const SocketEvent& event) {
+  m_writer.append(EventKind::socket_event, current_icount(), encode_socket_event(event));
+  m_input_since_flush = true;
+}
+
 void RecordingHostIO::on_input(ChannelId channel, std::span<const u8> bytes) {
   m_writer.append(EventKind::console_input, current_icount(), encode_console_input(channel, bytes));
   m_input_since_flush = true;

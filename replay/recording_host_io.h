@@ -28,6 +28,12 @@ class RecordingHostIO : public LiveHostIO {
   i64 host_time_ns() override;
   HostFile read_file(const std::string& path) override;
   ChannelId open_console(const ConsoleSpec& spec) override;
+  SocketOpenResult socket_open(const SocketSpec& spec) override;
+  size_t socket_send(SocketId socket, std::span<const u8> bytes) override;
+  size_t socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) override;
+  void socket_pause(SocketId socket, bool paused) override;
+  void socket_shutdown(SocketId socket) override;
+  void socket_close(SocketId socket) override;
   u64 next_stop_icount() override;
   bool boundary(InputSink& sink) override;
   std::optional<u64> idle(std::optional<u64> deadline_ns) override;
@@ -38,9 +44,12 @@ class RecordingHostIO : public LiveHostIO {
 
  protected:
   void on_input(ChannelId channel, std::span<const u8> bytes) override;
+  void on_socket_event(const SocketEvent& event) override;
 
  private:
   void write_digests();
+  void journal_send(SocketId socket, const SocketAddress* to, std::span<const u8> bytes, size_t accepted);
+  void journal_control(SocketId socket, SocketControlRecord::Op op);
 
   JournalWriter m_writer;
   u64 m_interval;

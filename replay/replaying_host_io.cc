@@ -44,7 +44,7 @@ bool stops_loop(EventKind kind) { return !is_synchronous(kind) && kind != EventK
 }  // namespace
 
 ReplayingHostIO::ReplayingHostIO(const JournalReader& journal, std::string journal_name)
-    : m_journal(journal), m_name(std::move(journal_name)) {}
+    : m_journal(journal), m_name(std::move(journal_name)), m_consoles(LiveConsoles::Mode::replay) {}
 
 ReplayingHostIO::~ReplayingHostIO() = default;
 
@@ -152,6 +152,55 @@ void ReplayingHostIO::console_write(ChannelId channel, std::span<const u8> bytes
   m_consoles.write(channel, bytes);
 }
 
+SocketOpenResult ReplayingHostIO::socket_open(const SocketSpec& spec) {
+  const std::string what = "socket_open of " + spec.host + ":" + std::to_string(spec.port);
+  const SocketOpenRecord r = decode_socket_open(expect(EventKind::socket_open, what), m_name);
+  if (r.spec.kind != spec.kind || r.spec.host != spec.host || r.spec.port != spec.port ||
+      r.spec.local_host != spec.local_host) {
+    diverge("the journal opened a socket for " + r.spec.host + ":" + std::to_string(r.spec.port) +
+            ", the machine asked for " + spec.host + ":" + std::to_string(spec.port));
+  }
+  return r.result;
+}
+
+size_t ReplayingHostIO::replay_send(SocketId socket, const SocketAddress* to, std::span<const u8> bytes) {
+  const std::string what = "socket_send of " + std::to_string(bytes.size()) + " bytes to socket " +
+                           std::to_string(socket);
+  const SocketSendRecord r = decode_socket_send(expect(EventKind::socket_send, what), m_name);
+  const u64 hash = XXH3_64bits(bytes.data(), bytes.size());
+  const bool same_to = r.has_to == (to != nullptr) && (!to || r.to == *to);
+  if (r.socket != socket || !same_to || r.size != bytes.size() || r.hash != hash) {
+    diverge("the recording sent " + std::to_string(r.size) + " bytes (xxh3 " + hex(r.hash) + ") to socket " +
+            std::to_string(r.socket) + (r.has_to ? " for " + format_socket_address(r.to) : std::string()) +
+            ", the replay " + std::to_string(bytes.size()) + " bytes (xxh3 " + hex(hash) + ") to socket " +
+            std::to_string(socket) + (to ? " for " + format_socket_address(*to) : std::string()));
+  }
+  return static_cast<size_t>(r.accepted);
+}
+
+size_t ReplayingHostIO::socket_send(SocketId socket, std::span<const u8> bytes) {
+  return replay_send(socket, nullptr, bytes);
+}
+
+size_t ReplayingHostIO::socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) {
+  return replay_send(socket, &to, bytes);
+}
+
+void ReplayingHostIO::replay_control(SocketId socket, SocketControlRecord::Op op) {
+  const std::string what = std::string("socket ") + socket_control_name(op) + " of socket " + std::to_string(socket);
+  const SocketControlRecord r = decode_socket_control(expect(EventKind::socket_control, what), m_name);
+  if (r.socket != socket || r.op != op) {
+    diverge(std::string("the recording did a socket ") + socket_control_name(r.op) + " of socket " +
+            std::to_string(r.socket) + ", the replay " + what);
+  }
+}
+
+void ReplayingHostIO::socket_pause(SocketId socket, bool paused) {
+  replay_control(socket, paused ? SocketControlRecord::Op::pause : SocketControlRecord::Op::resume);
+}
+void ReplayingHostIO::socket_shutdown(SocketId socket) { replay_control(socket, SocketControlRecord::Op::shutdown); }
+void ReplayingHostIO::socket_close(SocketId socket) { replay_control(socket, SocketControlRecord::Op::close); }
+
 u64 ReplayingHostIO::next_stop_icount() {
   const auto& ev = m_journal.events();
   m_next_async = std::max(m_next_async, m_next);
@@ -194,6 +243,10 @@ bool ReplayingHostIO::boundary(InputSink& sink) {
       const ConsoleInputRecord in = decode_console_input(*e, m_name);
       ++m_next;
       sink.deliver_input(in.channel, in.bytes);
+    } else if (e->kind == EventKind::socket_event) {
+      const SocketEvent ev = decode_socket_event(*e, m_name);
+      ++m_next;
+      sink.deliver_socket_event(ev);
     } else if (e->kind == EventKind::console_digest) {
       check_digest(decode_console_digest(*e, m_name), "the journal");
       ++m_next;

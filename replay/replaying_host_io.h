@@ -38,6 +38,12 @@ class ReplayingHostIO : public HostIO {
   HostFile read_file(const std::string& path) override;
   ChannelId open_console(const ConsoleSpec& spec) override;
   void console_write(ChannelId channel, std::span<const u8> bytes) override;
+  SocketOpenResult socket_open(const SocketSpec& spec) override;
+  size_t socket_send(SocketId socket, std::span<const u8> bytes) override;
+  size_t socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) override;
+  void socket_pause(SocketId socket, bool paused) override;
+  void socket_shutdown(SocketId socket) override;
+  void socket_close(SocketId socket) override;
   u64 next_stop_icount() override;
   bool boundary(InputSink& sink) override;
   std::optional<u64> idle(std::optional<u64> deadline_ns) override;
@@ -57,6 +63,8 @@ class ReplayingHostIO : public HostIO {
   [[noreturn]] void diverge(const std::string& what) const;
   HostFile load_input(const std::string& path, u64 size, u64 hash, const std::vector<u8>* embedded);
   void check_digest(const ConsoleDigestRecord& d, const char* where);
+  size_t replay_send(SocketId socket, const SocketAddress* to, std::span<const u8> bytes);
+  void replay_control(SocketId socket, SocketControlRecord::Op op);
 
   const JournalReader& m_journal;
   std::string m_name;

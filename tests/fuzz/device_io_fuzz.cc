@@ -28,6 +28,14 @@ class NullHost : public reel::HostIO {
   reel::HostFile read_file(const std::string&) override { return {}; }
   reel::ChannelId open_console(const reel::ConsoleSpec&) override { return 0; }
   void console_write(reel::ChannelId, std::span<const reel::u8>) override {}
+  reel::SocketOpenResult socket_open(const reel::SocketSpec&) override { return {}; }
+  size_t socket_send(reel::SocketId, std::span<const reel::u8>) override { return 0; }
+  size_t socket_send_to(reel::SocketId, const reel::SocketAddress&, std::span<const reel::u8>) override {
+    return 0;
+  }
+  void socket_pause(reel::SocketId, bool) override {}
+  void socket_shutdown(reel::SocketId) override {}
+  void socket_close(reel::SocketId) override {}
   reel::u64 next_stop_icount() override { return reel::kNever; }
   bool boundary(reel::InputSink&) override { return true; }
   std::optional<reel::u64> idle(std::optional<reel::u64> d) override { return d; }

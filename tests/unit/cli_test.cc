@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "replay/journal.h"
 #include "tests/unit/reel_process.h"
 
 namespace reel::test {
@@ -47,7 +48,7 @@ TEST(Cli, InfoDescribesAJournal) {
   ASSERT_EQ(run_reel(args).status, 1);
   const ProcessResult info = run_reel({"info", journal});
   EXPECT_EQ(info.status, 0) << info.err;
-  EXPECT_NE(info.out.find("format version 2"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("format version " + std::to_string(kJournalFormatVersion)), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("timer.elf"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("(needed at replay)"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("host_time"), std::string::npos) << info.out;

@@ -1,8 +1,11 @@
 #pragma once
 
-// A HostIO for device tests: records console output, returns a fixed host
-// time, has no inputs.
+// A HostIO for device and netstack tests: records console output and
+// socket calls, returns a fixed host time, has no inputs of its own (tests
+// hand socket events to the machine themselves).
 
+#include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +27,25 @@ class FakeHostIO : public HostIO {
   void console_write(ChannelId, std::span<const u8> bytes) override {
     output.append(bytes.begin(), bytes.end());
   }
+  SocketOpenResult socket_open(const SocketSpec& spec) override {
+    opened.push_back(spec);
+    SocketOpenResult r;
+    r.ok = !refuse_sockets;
+    if (r.ok) r.id = next_socket++;
+    else r.error = "refused by the test";
+    return r;
+  }
+  size_t socket_send(SocketId socket, std::span<const u8> bytes) override {
+    sent.push_back(Sent{socket, {}, std::vector<u8>(bytes.begin(), bytes.end())});
+    return send_limit < bytes.size() ? send_limit : bytes.size();
+  }
+  size_t socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) override {
+    sent.push_back(Sent{socket, to, std::vector<u8>(bytes.begin(), bytes.end())});
+    return bytes.size();
+  }
+  void socket_pause(SocketId socket, bool paused) override { this->paused[socket] = paused; }
+  void socket_shutdown(SocketId socket) override { shut.push_back(socket); }
+  void socket_close(SocketId socket) override { closed.push_back(socket); }
   u64 next_stop_icount() override { return kNever; }
   bool boundary(InputSink&) override { return true; }
   std::optional<u64> idle(std::optional<u64> deadline) override { return deadline; }
@@ -32,6 +54,20 @@ class FakeHostIO : public HostIO {
   i64 time_ns = 1795581792LL * 1000000000LL;  // 2026-11-25 04:43:12 UTC, a Wednesday
   int time_reads = 0;
   std::string output;
+
+  struct Sent {
+    SocketId socket;
+    SocketAddress to;
+    std::vector<u8> bytes;
+  };
+  bool refuse_sockets = false;
+  size_t send_limit = SIZE_MAX;
+  SocketId next_socket = 0;
+  std::vector<SocketSpec> opened;
+  std::vector<Sent> sent;
+  std::map<SocketId, bool> paused;
+  std::vector<SocketId> shut;
+  std::vector<SocketId> closed;
 };
 
 // An IrqSink that remembers line levels and counts rising edges.

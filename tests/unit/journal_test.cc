@@ -75,6 +75,107 @@ std::vector<u8> make_journal(bool with_end = true) {
   return to_bytes(out.str());
 }
 
+// Every socket record, with the edge values each field can take.
+std::vector<u8> make_socket_journal() {
+  std::ostringstream out;
+  {
+    JournalWriter w(out, sample_header(), "mem");
+    SocketOpenRecord open;
+    open.spec.kind = SocketSpec::Kind::udp_multicast;
+    open.spec.host = "230.0.0.1";
+    open.spec.port = 65535;
+    open.spec.local_host = "127.0.0.1";
+    open.result.ok = true;
+    open.result.id = 7;
+    open.result.local = {0x7f000001, 1234};
+    w.append(EventKind::socket_open, 1, encode_socket_open(open));
+    SocketOpenRecord refused;
+    refused.spec.host = "localhost";
+    refused.spec.port = 1;
+    refused.result.error = "Connection refused";
+    w.append(EventKind::socket_open, 1, encode_socket_open(refused));
+    SocketSendRecord send;
+    send.socket = 7;
+    send.has_to = true;
+    send.to = {0xe0000001, 80};
+    send.size = 300;
+    send.hash = 0x0123456789abcdefull;
+    send.accepted = 299;
+    w.append(EventKind::socket_send, 5, encode_socket_send(send));
+    w.append(EventKind::socket_control, 5, encode_socket_control({7, SocketControlRecord::Op::shutdown}));
+    SocketEvent accepted;
+    accepted.kind = SocketEvent::Kind::accepted;
+    accepted.socket = 7;
+    accepted.accepted = 8;
+    accepted.peer = {0x7f000001, 40000};
+    w.append(EventKind::socket_event, 9, encode_socket_event(accepted));
+    SocketEvent data;
+    data.kind = SocketEvent::Kind::datagram;
+    data.socket = 8;
+    data.bytes = {0, 1, 2, 255};
+    w.append(EventKind::socket_event, 9, encode_socket_event(data));
+    SocketEvent error;
+    error.kind = SocketEvent::Kind::error;
+    error.socket = 8;
+    error.error = "Connection reset by peer";
+    w.append(EventKind::socket_event, 10, encode_socket_event(error));
+  }
+  return to_bytes(out.str());
+}
+
+TEST(Journal, SocketRecordsRoundTrip) {
+  const JournalReader r = JournalReader::parse(make_socket_journal(), "j", {});
+  ASSERT_EQ(r.size(), 7u);
+  const auto& ev = r.events();
+  const SocketOpenRecord open = decode_socket_open(ev[0], "j");
+  EXPECT_EQ(open.spec.kind, SocketSpec::Kind::udp_multicast);
+  EXPECT_EQ(open.spec.host, "230.0.0.1");
+  EXPECT_EQ(open.spec.port, 65535);
+  EXPECT_EQ(open.spec.local_host, "127.0.0.1");
+  EXPECT_TRUE(open.result.ok);
+  EXPECT_EQ(open.result.id, 7u);
+  EXPECT_EQ(format_socket_address(open.result.local), "127.0.0.1:1234");
+  const SocketOpenRecord refused = decode_socket_open(ev[1], "j");
+  EXPECT_FALSE(refused.result.ok);
+  EXPECT_EQ(refused.result.error, "Connection refused");
+  const SocketSendRecord send = decode_socket_send(ev[2], "j");
+  EXPECT_TRUE(send.has_to);
+  EXPECT_EQ(format_socket_address(send.to), "224.0.0.1:80");
+  EXPECT_EQ(send.size, 300u);
+  EXPECT_EQ(send.accepted, 299u);
+  EXPECT_EQ(send.hash, 0x0123456789abcdefull);
+  EXPECT_EQ(decode_socket_control(ev[3], "j").op, SocketControlRecord::Op::shutdown);
+  const SocketEvent accepted = decode_socket_event(ev[4], "j");
+  EXPECT_EQ(accepted.kind, SocketEvent::Kind::accepted);
+  EXPECT_EQ(accepted.accepted, 8u);
+  EXPECT_EQ(accepted.peer.port, 40000);
+  EXPECT_EQ(decode_socket_event(ev[5], "j").bytes, (std::vector<u8>{0, 1, 2, 255}));
+  EXPECT_EQ(decode_socket_event(ev[6], "j").error, "Connection reset by peer");
+  EXPECT_EQ(r.count(EventKind::socket_event), 3u);
+  EXPECT_EQ(describe_event(ev[2]), "socket_send at icount 5 (socket 7, 300 bytes, 299 taken)");
+  EXPECT_TRUE(is_synchronous(EventKind::socket_send));
+  EXPECT_FALSE(is_synchronous(EventKind::socket_event));
+}
+
+TEST(Journal, SocketRecordsWithBadValuesAreRefused) {
+  JournalEvent e;
+  e.kind = EventKind::socket_event;
+  e.payload = encode_socket_event(SocketEvent{});
+  e.payload[0] = 99;  // no such event kind
+  EXPECT_THROW(decode_socket_event(e, "j"), JournalError);
+  SocketSendRecord send;
+  send.size = 3;
+  send.accepted = 3;
+  e.kind = EventKind::socket_send;
+  e.payload = encode_socket_send(send);
+  e.payload.back() = 4;  // took more than it was given
+  EXPECT_THROW(decode_socket_send(e, "j"), JournalError);
+  e.kind = EventKind::socket_control;
+  e.payload = encode_socket_control({1, SocketControlRecord::Op::close});
+  e.payload.back() = 9;
+  EXPECT_THROW(decode_socket_control(e, "j"), JournalError);
+}
+
 TEST(Journal, HeaderRoundTrip) {
   const JournalReader r = JournalReader::parse(make_journal(), "j", {});
   const JournalHeader want = sample_header();
@@ -355,7 +456,10 @@ TEST(Journal, FuzzSeedsAreCurrent) {
   std::vector<u8> torn = make_journal();
   torn.resize(torn.size() - 5);
   const std::pair<const char*, std::vector<u8>> seeds[] = {
-      {"sample.reel", make_journal()}, {"interrupted.reel", make_journal(false)}, {"torn.reel", torn}};
+      {"sample.reel", make_journal()},
+      {"interrupted.reel", make_journal(false)},
+      {"torn.reel", torn},
+      {"sockets.reel", make_socket_journal()}};
   for (const auto& [name, bytes] : seeds) {
     if (std::getenv("REEL_UPDATE_FUZZ_SEEDS")) {
       std::ofstream(dir + name, std::ios::binary)
