@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/cpu/cpu_ops.h"
 #include "core/guest_memory.h"
 #include "core/mmio_bus.h"
 #include "core/port_bus.h"
@@ -38,10 +39,16 @@ unsigned desc_type(u64 d) { return (d >> 40) & 0xf; }
 
 Cpu::Cpu(GuestMemory& memory, PortBus& ports, MmioBus& mmio, VirtualClock& clock)
     : m_memory(memory), m_ports(ports), m_mmio(mmio), m_clock(clock) {
+  m_ram = m_memory.data();
+  m_page_flags = m_memory.page_flags();
+  m_ram_size = m_memory.size();
+  m_page_gen.assign(m_memory.page_count(), 0);
+  m_memory.set_code_listener([this](u32 page) { on_code_write(page); });
   reset();
 }
 
-Cpu::~Cpu() = default;
+// GuestMemory may outlive the CPU (tests keep it to inspect RAM).
+Cpu::~Cpu() { m_memory.set_code_listener(nullptr); }
 
 void Cpu::reset() {
   std::fill(std::begin(m_gpr), std::end(m_gpr), 0);
@@ -79,13 +86,16 @@ bool Cpu::halted() const { return m_halted; }
 
 bool Cpu::interrupt_ready() const { return m_intr_line && (flags() & kIF) && !m_inhibit; }
 
-void Cpu::intr_changed() { m_intr_line = m_pic && m_pic->intr_pending(); }
+void Cpu::intr_changed() {
+  m_intr_line = m_pic && m_pic->intr_pending();
+  m_attention |= kAttentionStop;
+}
 
 void Cpu::set_block_hook(BlockHook hook) { m_block_hook = std::move(hook); }
 
 CpuRegisters Cpu::registers() const {
   CpuRegisters r;
-  std::copy(std::begin(m_gpr), std::end(m_gpr), r.gpr);
+  std::copy(m_gpr, m_gpr + 8, r.gpr);
   r.eip = m_eip;
   r.eflags = flags();
   std::copy(std::begin(m_seg), std::end(m_seg), r.seg);
@@ -160,6 +170,13 @@ void Cpu::materialize_flags() const {
       of = res == sign - 1;
       af = (res & 0xf) == 0xf;
       break;
+    case LazyOp::shl:
+    case LazyOp::shr:
+    case LazyOp::sar:
+      // AF is undefined after shifts; reel clears it.
+      cf = CpuOps::shift_cf(m_lazy_op, size, a, m_lazy_b);
+      of = CpuOps::shift_of(m_lazy_op, size, a, res, cf);
+      break;
     case LazyOp::none:
       return;
   }
@@ -210,23 +227,29 @@ u32 Cpu::seg_linear(int seg, u32 offset, unsigned size, bool write) {
   return s.base + offset;
 }
 
+namespace {
+// A RAM byte: inside memory and not on an MMIO page.
+bool ram_at(const u8* flags, u32 size, u32 addr) {
+  return addr < size && !(flags[addr >> GuestMemory::kPageShift] & GuestMemory::kMmio);
+}
+}  // namespace
+
 u32 Cpu::read_phys(u32 addr, unsigned size) {
   const u32 page = addr >> GuestMemory::kPageShift;
-  if (u64{addr} + size <= m_memory.size() && !(m_memory.page_flags()[page] & GuestMemory::kMmio) &&
-      ((addr + size - 1) >> GuestMemory::kPageShift) == page) {
-    u32 v = 0;
-    std::memcpy(&v, m_memory.data() + addr, size);
-    return v;
+  const bool one_page = ((addr + size - 1) >> GuestMemory::kPageShift) == page;
+  if (one_page && u64{addr} + size <= m_ram_size) {
+    if (!(m_page_flags[page] & GuestMemory::kMmio)) {
+      u32 v = 0;
+      std::memcpy(&v, m_ram + addr, size);
+      return v;
+    }
   }
+  // A device sees one access of the instruction's size, as on the bus.
+  if (one_page && !ram_at(m_page_flags, m_ram_size, addr)) return m_mmio.read(addr, size);
   u32 v = 0;
   for (unsigned i = 0; i < size; ++i) {
     const u32 a = addr + i;
-    u32 byte;
-    if (a < m_memory.size() && !(m_memory.page_flags()[a >> GuestMemory::kPageShift] & GuestMemory::kMmio)) {
-      byte = m_memory.data()[a];
-    } else {
-      byte = m_mmio.read(a, 1) & 0xff;
-    }
+    const u32 byte = ram_at(m_page_flags, m_ram_size, a) ? m_ram[a] : (m_mmio.read(a, 1) & 0xff);
     v |= byte << (8 * i);
   }
   return v;
@@ -234,30 +257,51 @@ u32 Cpu::read_phys(u32 addr, unsigned size) {
 
 void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
   const u32 page = addr >> GuestMemory::kPageShift;
-  if (u64{addr} + size <= m_memory.size() && ((addr + size - 1) >> GuestMemory::kPageShift) == page) {
-    const u8 flags = m_memory.page_flags()[page];
+  const bool one_page = ((addr + size - 1) >> GuestMemory::kPageShift) == page;
+  if (one_page && u64{addr} + size <= m_ram_size) {
+    const u8 flags = m_page_flags[page];
     if (!(flags & GuestMemory::kMmio)) {
       if (flags) m_memory.note_write(addr, size);
-      std::memcpy(m_memory.data() + addr, &value, size);
+      std::memcpy(m_ram + addr, &value, size);
       return;
     }
+  }
+  if (one_page && !ram_at(m_page_flags, m_ram_size, addr)) {
+    m_mmio.write(addr, size, value);
+    return;
   }
   for (unsigned i = 0; i < size; ++i) {
     const u32 a = addr + i;
     const u8 byte = static_cast<u8>(value >> (8 * i));
-    if (a < m_memory.size() && !(m_memory.page_flags()[a >> GuestMemory::kPageShift] & GuestMemory::kMmio)) {
-      m_memory.note_write(a, 1);
-      m_memory.data()[a] = byte;
+    if (ram_at(m_page_flags, m_ram_size, a)) {
+      if (m_page_flags[a >> GuestMemory::kPageShift]) m_memory.note_write(a, 1);
+      m_ram[a] = byte;
     } else {
       m_mmio.write(a, 1, byte);
     }
   }
 }
 
-// Linear to physical: identity until paging arrives (CR0.PG is accepted but
-// not yet translated; see the Linux issue).
-u32 Cpu::read_lin(u32 lin, unsigned size) { return read_phys(lin, size); }
-void Cpu::write_lin(u32 lin, unsigned size, u32 value) { write_phys(lin, size, value); }
+// An access that crosses a page boundary translates each byte on its own, so
+// paging can map the two pages anywhere.
+u32 Cpu::read_lin(u32 lin, unsigned size) {
+  if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - size)
+    return read_phys(translate(lin, false), size);
+  u32 v = 0;
+  for (unsigned i = 0; i < size; ++i) v |= read_phys(translate(lin + i, false), 1) << (8 * i);
+  return v;
+}
+void Cpu::write_lin(u32 lin, unsigned size, u32 value) {
+  if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - size) {
+    write_phys(translate(lin, true), size, value);
+    return;
+  }
+  // Translate every byte first, so a fault (once paging exists) leaves
+  // memory untouched.
+  u32 phys[4];
+  for (unsigned i = 0; i < size; ++i) phys[i] = translate(lin + i, true);
+  for (unsigned i = 0; i < size; ++i) write_phys(phys[i], 1, (value >> (8 * i)) & 0xff);
+}
 
 // ------------------------------------------------------------------ segments
 
@@ -266,7 +310,8 @@ u64 Cpu::read_descriptor(u16 selector, bool ext_error) {
   const bool local = selector & 4;
   const u32 base = local ? m_ldtr.base : m_gdtr.base;
   const u32 limit = local ? m_ldtr.limit : m_gdtr.limit;
-  if ((local && !(m_ldtr.attrs & 0x80)) || index + 7 > limit) fault(13, (selector & 0xfffc) | (ext_error ? 1 : 0));
+  if ((local && !(m_ldtr.attrs & 0x80)) || index + 7 > limit)
+    fault(13, (selector & 0xfffc) | (ext_error ? 1 : 0));
   return u64{read_lin(base + index, 4)} | u64{read_lin(base + index + 4, 4)} << 32;
 }
 
@@ -307,7 +352,8 @@ void Cpu::load_segment(int seg, u16 selector) {
   const u64 d = read_descriptor(selector);
   const unsigned rpl = selector & 3, dpl = desc_dpl(d);
   if (seg == 2) {
-    if (rpl != m_cpl || dpl != m_cpl || desc_is_system(d) || desc_is_code(d) || !(desc_type(d) & 2)) fault(13, err);
+    if (rpl != m_cpl || dpl != m_cpl || desc_is_system(d) || desc_is_code(d) || !(desc_type(d) & 2))
+      fault(13, err);
     if (!desc_present(d)) fault(12, err);
   } else {
     if (desc_is_system(d)) fault(13, err);
@@ -363,11 +409,13 @@ void Cpu::deliver(u8 vector, bool software, bool has_error, u32 error, u32 retur
   const u32 ext = software ? 0 : 1;
   const u32 gate_err = u32{vector} * 8 + 2 + ext;
   if (u32{vector} * 8 + 7 > m_idtr.limit) fault(13, gate_err);
-  const u64 gate = u64{read_lin(m_idtr.base + u32{vector} * 8, 4)} | u64{read_lin(m_idtr.base + u32{vector} * 8 + 4, 4)} << 32;
+  const u64 gate = u64{read_lin(m_idtr.base + u32{vector} * 8, 4)} |
+                   u64{read_lin(m_idtr.base + u32{vector} * 8 + 4, 4)} << 32;
   const unsigned type = (gate >> 40) & 0x1f;
   const bool is32 = type == 0x0e || type == 0x0f;
   const bool trap = type == 0x0f || type == 0x07;
-  if (type != 0x0e && type != 0x0f && type != 0x06 && type != 0x07) fault(13, gate_err);  // task gates unsupported
+  if (type != 0x0e && type != 0x0f && type != 0x06 && type != 0x07)
+    fault(13, gate_err);  // task gates unsupported
   if (software && ((gate >> 45) & 3) < m_cpl) fault(13, gate_err);
   if (!(gate & (1ull << 47))) fault(11, gate_err);
   const u16 cs_sel = static_cast<u16>(gate >> 16);
@@ -474,7 +522,8 @@ void Cpu::far_jump(u16 selector, u32 offset, bool call, unsigned op_size, u32 re
     const u64 cd = read_descriptor(target);
     if (!desc_is_code(cd)) fault(13, target & 0xfffc);
     if (desc_dpl(cd) > m_cpl) fault(13, target & 0xfffc);
-    if (!(desc_type(cd) & 4) && desc_dpl(cd) < m_cpl) fault(13, target & 0xfffc);  // privilege change: not yet
+    if (!(desc_type(cd) & 4) && desc_dpl(cd) < m_cpl)
+      fault(13, target & 0xfffc);  // privilege change: not yet
     if (!desc_present(cd)) fault(11, target & 0xfffc);
     const unsigned gate_size = type == 0xc ? 4 : 2;
     if (call) {
@@ -602,63 +651,6 @@ void Cpu::note_block(u32 start, u32 end, bool ends_block) {
   if (it != m_logged_blocks.end() && *it == m_block_start) return;
   m_logged_blocks.insert(it, m_block_start);
   m_block_hook(m_block_start, m_block_bytes, (m_seg[1].attrs & 0x4000) != 0);
-}
-
-CpuStop Cpu::run(u64 budget) {
-  u64& icount = m_clock.icount_ref();
-  const u64 end = icount + budget;
-  if (m_halted) {
-    if (!interrupt_ready()) return CpuStop::halted;
-  }
-  while (icount < end) {
-    const bool inhibited = m_inhibit;
-    m_inhibit = false;
-    if (m_intr_line && !inhibited && (flags() & kIF)) {
-      m_halted = false;
-      const u8 vector = m_pic->acknowledge();
-      m_insn_start = m_eip;
-      try {
-        deliver(vector, false, false, 0, m_eip);
-      } catch (const Fault& f) {
-        try {
-          deliver_fault(f);
-        } catch (const Fault&) {
-          m_delivering = -1;
-          return CpuStop::shutdown;
-        }
-      }
-      if (m_block_hook && m_block_open) note_block(m_seg[1].base + m_insn_start, m_seg[1].base + m_insn_start, true);
-    }
-    if (m_halted) return CpuStop::halted;
-    m_insn_start = m_eip;
-    try {
-      step();
-      ++icount;
-    } catch (const Fault& f) {
-      m_eip = m_insn_start;
-      try {
-        deliver_fault(f);
-      } catch (const Fault& f2) {
-        if (f2.vector == 0xff) {
-          m_delivering = -1;
-          return CpuStop::shutdown;
-        }
-        try {
-          deliver_fault(f2);
-        } catch (const Fault&) {
-          m_delivering = -1;
-          return CpuStop::shutdown;
-        }
-      }
-      if (m_block_hook) note_block(m_seg[1].base + m_insn_start, m_seg[1].base + m_insn_start, true);
-    }
-    if (m_exit_requested) {
-      m_exit_requested = false;
-      return CpuStop::exit_requested;
-    }
-    if (m_halted) return CpuStop::halted;
-  }
-  return CpuStop::budget;
 }
 
 }  // namespace reel

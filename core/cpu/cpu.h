@@ -2,8 +2,11 @@
 
 // The x86 CPU: an interpreter for the 486's integer instruction set in real
 // and 32-bit protected mode (no paging yet, no x87: a 486SX without a
-// coprocessor). Instructions are decoded from guest memory each time they
-// execute, so self-modifying code needs no special care.
+// coprocessor). Straight-line code is decoded once into compact records
+// (handler + operands + length) cached per guest physical page and thrown
+// away when the guest writes to that page (core/cpu/cpu_block.cc); anything
+// the record decoder does not know runs through the general decoder in
+// core/cpu/cpu_exec.cc, which decodes from guest memory each time.
 
 #include <array>
 #include <functional>
@@ -91,7 +94,10 @@ class Cpu : public IntrListener {
   // pending, and the controller reports INTR.
   bool interrupt_ready() const;
   // Called by a device during I/O: stop after the current instruction.
-  void request_exit() { m_exit_requested = true; }
+  void request_exit() {
+    m_exit_requested = true;
+    m_attention |= kAttentionStop;
+  }
   // IntrListener: the PIC's INTR output changed.
   void intr_changed() override;
 
@@ -109,14 +115,17 @@ class Cpu : public IntrListener {
   template <class Archive>
   void serialize(Archive& ar) {
     materialize_flags();
-    ar(cereal::make_nvp("eax", m_gpr[0]), cereal::make_nvp("ecx", m_gpr[1]), cereal::make_nvp("edx", m_gpr[2]),
-       cereal::make_nvp("ebx", m_gpr[3]), cereal::make_nvp("esp", m_gpr[4]), cereal::make_nvp("ebp", m_gpr[5]),
-       cereal::make_nvp("esi", m_gpr[6]), cereal::make_nvp("edi", m_gpr[7]), REEL_FIELD(m_eip), REEL_FIELD(m_eflags));
+    ar(cereal::make_nvp("eax", m_gpr[0]), cereal::make_nvp("ecx", m_gpr[1]),
+       cereal::make_nvp("edx", m_gpr[2]), cereal::make_nvp("ebx", m_gpr[3]),
+       cereal::make_nvp("esp", m_gpr[4]), cereal::make_nvp("ebp", m_gpr[5]),
+       cereal::make_nvp("esi", m_gpr[6]), cereal::make_nvp("edi", m_gpr[7]), REEL_FIELD(m_eip),
+       REEL_FIELD(m_eflags));
     ar(cereal::make_nvp("es", m_seg[0]), cereal::make_nvp("cs", m_seg[1]), cereal::make_nvp("ss", m_seg[2]),
        cereal::make_nvp("ds", m_seg[3]), cereal::make_nvp("fs", m_seg[4]), cereal::make_nvp("gs", m_seg[5]));
     ar(REEL_FIELD(m_gdtr), REEL_FIELD(m_idtr), REEL_FIELD(m_ldtr), REEL_FIELD(m_tr), REEL_FIELD(m_cr0),
-       REEL_FIELD(m_cr2), REEL_FIELD(m_cr3), REEL_FIELD(m_cr4), cereal::make_nvp("dr", m_dr), REEL_FIELD(m_cpl),
-       REEL_FIELD(m_halted), REEL_FIELD(m_inhibit), REEL_FIELD(m_intr_line), REEL_FIELD(m_exceptions));
+       REEL_FIELD(m_cr2), REEL_FIELD(m_cr3), REEL_FIELD(m_cr4), cereal::make_nvp("dr", m_dr),
+       REEL_FIELD(m_cpl), REEL_FIELD(m_halted), REEL_FIELD(m_inhibit), REEL_FIELD(m_intr_line),
+       REEL_FIELD(m_exceptions));
   }
 
   // Guest exceptions delivered, by vector (statistics, part of state).
@@ -124,6 +133,42 @@ class Cpu : public IntrListener {
 
  private:
   friend class CpuExecutor;  // core/cpu/cpu_exec.cc: decode and execute
+  friend struct CpuOps;      // core/cpu/cpu_ops.h: helpers shared with the block handlers
+  friend struct BlockOps;    // core/cpu/cpu_block.cc: decoded-record handlers
+
+  // One decoded instruction. Handlers get the record and leave m_eip on the
+  // next instruction. Memory operands are base + (index << scale) + disp,
+  // with register 8 reading as zero (m_gpr[8]).
+  struct DecodedInsn;
+  using InsnHandler = void (*)(Cpu&, const DecodedInsn&);
+  struct DecodedInsn {
+    InsnHandler fn = nullptr;
+    u32 disp = 0;
+    u32 imm = 0;
+    u8 len = 0;
+    u8 reg = 0;   // ModRM reg field (or the register coded in the opcode)
+    u8 rm = 0;    // ModRM r/m register when mod == 3
+    u8 base = 8;  // memory operand registers; 8 = none
+    u8 index = 8;
+    u8 scale = 0;
+    u8 seg = 3;           // segment of the memory operand
+    u8 op = 0;            // ALU operation, condition code or shift kind
+    bool addr16 = false;  // 16-bit addressing: the offset wraps at 64 KiB
+  };
+  // A run of straight-line code inside one physical page. The last record
+  // may be a control transfer or an instruction the general decoder runs.
+  static constexpr unsigned kMaxBlockInsns = 32;
+  static constexpr unsigned kBlockSlots = 2048;
+  // Block headers are kept apart from their records so that the lookup
+  // only touches a small dense table.
+  struct DecodedBlock {
+    u32 phys = ~0u;  // physical address of the first instruction
+    u32 gen = 0;     // m_page_gen of its page when decoded
+    u32 bytes = 0;   // bytes covered, for the CS limit check
+    u16 count = 0;
+    bool code32 = false;
+    DecodedInsn* insns = nullptr;  // kMaxBlockInsns records in m_block_insns
+  };
   struct Fault {
     u8 vector;
     bool has_error;
@@ -131,7 +176,7 @@ class Cpu : public IntrListener {
   };
 
   // Flags are computed lazily from the last arithmetic result.
-  enum class LazyOp : u8 { none, add, adc, sub, sbb, logic, inc, dec };
+  enum class LazyOp : u8 { none, add, adc, sub, sbb, logic, inc, dec, shl, shr, sar };
   void materialize_flags() const;
   u32 flags() const {
     if (m_lazy_op != LazyOp::none) materialize_flags();
@@ -152,6 +197,9 @@ class Cpu : public IntrListener {
   u32 seg_linear(int seg, u32 offset, unsigned size, bool write);
   u32 read_phys(u32 addr, unsigned size);
   void write_phys(u32 addr, unsigned size, u32 value);
+  // The one linear -> physical translation. Identity until paging arrives;
+  // every access (fetch, data, descriptor tables, stack) goes through it.
+  u32 translate(u32 lin, bool /*write*/) const { return lin; }
   u32 read_lin(u32 lin, unsigned size);
   void write_lin(u32 lin, unsigned size, u32 value);
   u32 read_mem(int seg, u32 off, unsigned size) { return read_lin(seg_linear(seg, off, size, false), size); }
@@ -181,6 +229,14 @@ class Cpu : public IntrListener {
 
   void step();
   void note_block(u32 start, u32 end, bool ends_block);
+  // Decoded-block cache (core/cpu/cpu_block.cc).
+  const DecodedBlock* find_block(u32 phys, bool code32);
+  void decode_block(DecodedBlock& b, u32 phys, bool code32);
+  void on_code_write(u32 page);
+  // Runs up to `limit` instructions of the block at CS:EIP (or one through
+  // the general decoder). Returns false on a triple fault.
+  bool execute(u64 limit);
+  bool handle_fault(const Fault& f);
 
   GuestMemory& m_memory;
   PortBus& m_ports;
@@ -188,8 +244,17 @@ class Cpu : public IntrListener {
   VirtualClock& m_clock;
   InterruptController* m_pic = nullptr;
   bool m_exit_requested = false;
+  // Why the block loop must leave the current block after this instruction:
+  // kAttentionStop (back to run(): an exit request, an INTR change, a write
+  // to a page holding decoded code, anything run by the general decoder) or
+  // kAttentionBranch (a taken conditional jump in the middle of a block).
+  static constexpr u8 kAttentionStop = 1, kAttentionBranch = 2;
+  u8 m_attention = 0;
+  // Instruction count at which the running block must stop; a REP handler
+  // runs iterations up to it.
+  u64 m_exec_end = 0;
 
-  u32 m_gpr[8] = {};
+  u32 m_gpr[9] = {};  // [8] is always zero: the "no register" of address records
   u32 m_eip = 0;
   mutable u32 m_eflags = 2;
   mutable LazyOp m_lazy_op = LazyOp::none;
@@ -207,8 +272,16 @@ class Cpu : public IntrListener {
   bool m_intr_line = false;
   std::array<u64, 32> m_exceptions{};
 
-  u32 m_insn_start = 0;  // EIP of the instruction being executed
+  u32 m_insn_start = 0;   // EIP of the instruction being executed
   int m_delivering = -1;  // vector being delivered, for double-fault rules
+
+  // Host views of RAM, cached because every access uses them.
+  u8* m_ram = nullptr;
+  u8* m_page_flags = nullptr;
+  u32 m_ram_size = 0;
+  std::vector<u32> m_page_gen;         // bumped when a page holding decoded code is written
+  std::vector<DecodedBlock> m_blocks;  // direct-mapped by physical address; empty until first used
+  std::vector<DecodedInsn> m_block_insns;
 
   BlockHook m_block_hook;
   u32 m_block_start = 0;

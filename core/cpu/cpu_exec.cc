@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/cpu/cpu.h"
+#include "core/cpu/cpu_ops.h"
 #include "core/guest_memory.h"
 #include "core/port_bus.h"
 #include "core/virtual_clock.h"
@@ -16,9 +17,8 @@ constexpr u32 kCF = 1u << 0, kPF = 1u << 2, kAF = 1u << 4, kZF = 1u << 6, kSF = 
 constexpr u32 kArith = kCF | kPF | kAF | kZF | kSF | kOF;
 u32 size_mask(unsigned size) { return size == 4 ? 0xffffffffu : size == 2 ? 0xffffu : 0xffu; }
 u32 sign_bit(unsigned size) { return size == 4 ? 0x80000000u : size == 2 ? 0x8000u : 0x80u; }
-bool parity(u32 v) { return !__builtin_parity(v & 0xff); }
 u32 sext(u32 v, unsigned size) {
-  return size == 1 ? static_cast<u32>(static_cast<i32>(static_cast<i8>(v)))
+  return size == 1   ? static_cast<u32>(static_cast<i32>(static_cast<i8>(v)))
          : size == 2 ? static_cast<u32>(static_cast<i32>(static_cast<i16>(v)))
                      : v;
 }
@@ -38,7 +38,7 @@ class CpuExecutor {
   int seg_ovr = -1;
   u8 rep = 0;
   bool lock = false;
-  u32 fetch_end = 0;        // EIP just past the last byte fetched
+  u32 fetch_end = 0;             // EIP just past the last byte fetched
   const u8* code_ptr = nullptr;  // host bytes at code_eip, when the fast path applies
   u32 code_eip = 0;
   bool ends_block = false;  // a control transfer (for -d in_asm blocks)
@@ -58,18 +58,8 @@ class CpuExecutor {
       c.m_eflags &= ~f;
     }
   }
-  // Sets the arithmetic flags outright (for results computed eagerly).
   void set_arith(u32 res, unsigned size, bool cf, bool of, bool af) {
-    c.materialize_flags();
-    const u32 m = size_mask(size);
-    u32 f = c.m_eflags & ~kArith;
-    if (cf) f |= kCF;
-    if (of) f |= kOF;
-    if (af) f |= kAF;
-    if ((res & m) == 0) f |= kZF;
-    if (res & sign_bit(size)) f |= kSF;
-    if (parity(res)) f |= kPF;
-    c.m_eflags = f;
+    CpuOps::set_arith(c, res, size, cf, of, af);
   }
 
   // ---- fetch
@@ -85,8 +75,6 @@ class CpuExecutor {
     const u32 lin = cs.base + eip;
     ++eip;
     fetch_end = eip;
-    const u32 page = lin >> GuestMemory::kPageShift;
-    if (lin < c.m_memory.size() && !(c.m_memory.page_flags()[page] & GuestMemory::kMmio)) return c.m_memory.data()[lin];
     return static_cast<u8>(c.read_lin(lin, 1));
   }
   u16 f16() {
@@ -151,12 +139,26 @@ class CpuExecutor {
       const u32 bx = c.m_gpr[3] & 0xffff, bp = c.m_gpr[5] & 0xffff, si = c.m_gpr[6] & 0xffff,
                 di = c.m_gpr[7] & 0xffff;
       switch (rm) {
-        case 0: off = bx + si; break;
-        case 1: off = bx + di; break;
-        case 2: off = bp + si; def = SS; break;
-        case 3: off = bp + di; def = SS; break;
-        case 4: off = si; break;
-        case 5: off = di; break;
+        case 0:
+          off = bx + si;
+          break;
+        case 1:
+          off = bx + di;
+          break;
+        case 2:
+          off = bp + si;
+          def = SS;
+          break;
+        case 3:
+          off = bp + di;
+          def = SS;
+          break;
+        case 4:
+          off = si;
+          break;
+        case 5:
+          off = di;
+          break;
         case 6:
           if (mod == 0) {
             off = f16();
@@ -165,7 +167,9 @@ class CpuExecutor {
             def = SS;
           }
           break;
-        case 7: off = bx; break;
+        case 7:
+          off = bx;
+          break;
       }
       if (mod == 1) off += sext(f8(), 1);
       if (mod == 2) off += f16();
@@ -178,6 +182,12 @@ class CpuExecutor {
     if (mod == 3) return get_reg(size, rm);
     return c.read_mem(ea_seg, ea_off, size);
   }
+  // The source of a read-modify-write: a destination the instruction may
+  // not write faults here, before any flag changes.
+  u32 get_rm_rmw(unsigned size) {
+    if (mod != 3) c.seg_linear(ea_seg, ea_off, size, true);
+    return get_rm(size);
+  }
   void set_rm(unsigned size, u32 v) {
     if (mod == 3) {
       set_reg(size, rm, v);
@@ -189,161 +199,23 @@ class CpuExecutor {
     if (mod == 3) c.fault_noerr(6);
   }
 
-  // ---- ALU
-  u32 alu(int op, unsigned size, u32 a, u32 b) {
-    const u32 m = size_mask(size);
-    a &= m;
-    b &= m;
-    u32 r = 0;
-    switch (op) {
-      case 0: r = (a + b) & m; c.set_lazy(LazyOp::add, size, a, b, r); break;
-      case 1: r = a | b; c.set_lazy(LazyOp::logic, size, a, b, r); break;
-      case 2: {
-        const bool cf = flag(kCF);
-        r = (a + b + (cf ? 1 : 0)) & m;
-        c.m_lazy_cf = cf;
-        c.set_lazy(LazyOp::adc, size, a, b, r);
-        break;
-      }
-      case 3: {
-        const bool cf = flag(kCF);
-        r = (a - b - (cf ? 1 : 0)) & m;
-        c.m_lazy_cf = cf;
-        c.set_lazy(LazyOp::sbb, size, a, b, r);
-        break;
-      }
-      case 4: r = a & b; c.set_lazy(LazyOp::logic, size, a, b, r); break;
-      case 5:
-      case 7: r = (a - b) & m; c.set_lazy(LazyOp::sub, size, a, b, r); break;
-      case 6: r = a ^ b; c.set_lazy(LazyOp::logic, size, a, b, r); break;
-    }
-    return r;
-  }
-  u32 inc_dec(bool dec, unsigned size, u32 v) {
-    const bool cf = flag(kCF);
-    const u32 r = (dec ? v - 1 : v + 1) & size_mask(size);
-    c.m_lazy_cf = cf;
-    c.set_lazy(dec ? LazyOp::dec : LazyOp::inc, size, v, 1, r);
-    return r;
-  }
-  bool cond(unsigned cc) const {
-    if (c.m_lazy_op == LazyOp::sub || c.m_lazy_op == LazyOp::logic) {
-      // After CMP/SUB or TEST/AND, evaluate straight from the operands
-      // without materialising EFLAGS.
-      const unsigned size = c.m_lazy_size;
-      const u32 m = size_mask(size), sign = sign_bit(size);
-      const u32 a = c.m_lazy_a & m, b = c.m_lazy_b & m, res = c.m_lazy_res & m;
-      const bool sub = c.m_lazy_op == LazyOp::sub;
-      const bool cf = sub && a < b, zf = res == 0, sf = res & sign;
-      const bool of = sub && ((a ^ b) & (a ^ res) & sign);
-      bool r = false;
-      switch (cc >> 1) {
-        case 0: r = of; break;
-        case 1: r = cf; break;
-        case 2: r = zf; break;
-        case 3: r = cf || zf; break;
-        case 4: r = sf; break;
-        case 5: r = parity(res); break;
-        case 6: r = sf != of; break;
-        case 7: r = zf || (sf != of); break;
-      }
-      return (cc & 1) ? !r : r;
-    }
-    const u32 f = flags();
-    bool r = false;
-    switch (cc >> 1) {
-      case 0: r = f & kOF; break;
-      case 1: r = f & kCF; break;
-      case 2: r = f & kZF; break;
-      case 3: r = (f & kCF) || (f & kZF); break;
-      case 4: r = f & kSF; break;
-      case 5: r = f & kPF; break;
-      case 6: r = ((f & kSF) != 0) != ((f & kOF) != 0); break;
-      case 7: r = (f & kZF) || (((f & kSF) != 0) != ((f & kOF) != 0)); break;
-    }
-    return (cc & 1) ? !r : r;
-  }
-
-  u32 shift(int op, unsigned size, u32 v, unsigned count) {
-    const unsigned bits = size * 8;
-    const u32 m = size_mask(size), sign = sign_bit(size);
-    count &= 0x1f;
-    v &= m;
-    if (count == 0) return v;
-    u32 r = v;
-    bool cf = false, of = false;
-    switch (op) {
-      case 0: {  // ROL
-        const unsigned n = count % bits;
-        r = n ? ((v << n) | (v >> (bits - n))) & m : v;
-        cf = r & 1;
-        of = ((r & sign) != 0) != cf;
-        c.materialize_flags();
-        c.m_eflags = (c.m_eflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
-        return r;
-      }
-      case 1: {  // ROR
-        const unsigned n = count % bits;
-        r = n ? ((v >> n) | (v << (bits - n))) & m : v;
-        cf = r & sign;
-        of = ((r & sign) != 0) != ((r & (sign >> 1)) != 0);
-        c.materialize_flags();
-        c.m_eflags = (c.m_eflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
-        return r;
-      }
-      case 2: {  // RCL: a (bits+1)-bit rotation through CF
-        const unsigned n = count % (bits + 1);
-        u64 wide = (u64{flag(kCF) ? 1u : 0u} << bits) | v;
-        for (unsigned i = 0; i < n; ++i) wide = ((wide << 1) | (wide >> bits)) & ((u64{1} << (bits + 1)) - 1);
-        r = static_cast<u32>(wide) & m;
-        cf = (wide >> bits) & 1;
-        of = ((r & sign) != 0) != cf;
-        c.materialize_flags();
-        c.m_eflags = (c.m_eflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
-        return r;
-      }
-      case 3: {  // RCR
-        const unsigned n = count % (bits + 1);
-        const bool old_cf = flag(kCF);
-        u64 wide = (u64{old_cf ? 1u : 0u} << bits) | v;
-        for (unsigned i = 0; i < n; ++i) wide = ((wide >> 1) | ((wide & 1) << bits));
-        r = static_cast<u32>(wide) & m;
-        cf = (wide >> bits) & 1;
-        of = ((r & sign) != 0) != ((r & (sign >> 1)) != 0);
-        c.materialize_flags();
-        c.m_eflags = (c.m_eflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
-        return r;
-      }
-      case 4:
-      case 6: {  // SHL/SAL
-        const u64 wide = u64{v} << count;
-        r = static_cast<u32>(wide) & m;
-        cf = (wide >> bits) & 1;
-        of = ((r & sign) != 0) != cf;
-        break;
-      }
-      case 5:  // SHR
-        r = count >= 32 ? 0 : (v >> count);
-        cf = count - 1 < 32 ? ((v >> (count - 1)) & 1) : 0;
-        of = v & sign;
-        break;
-      case 7: {  // SAR
-        const i64 sv = static_cast<i64>(static_cast<i32>(sext(v, size)));
-        r = static_cast<u32>(sv >> (count > 63 ? 63 : count)) & m;
-        cf = (sv >> (count - 1)) & 1;
-        of = false;
-        break;
-      }
-    }
-    // AF is undefined after shifts; reel clears it.
-    set_arith(r, size, cf, of, false);
-    return r;
-  }
+  // ---- ALU (shared with the block handlers)
+  u32 alu(int op, unsigned size, u32 a, u32 b) { return CpuOps::alu(c, op, size, a, b); }
+  u32 inc_dec(bool dec, unsigned size, u32 v) { return CpuOps::inc_dec(c, dec, size, v); }
+  bool cond(unsigned cc) const { return CpuOps::cond(c, cc); }
+  u32 shift(int op, unsigned size, u32 v, unsigned count) { return CpuOps::shift(c, op, size, v, count); }
 
   // ---- control transfer
   void jump_near(u32 target) {
     if (!op32) target &= 0xffff;
     if (target > c.m_seg[CS].limit) c.fault(13, 0);
+    eip = target;
+  }
+  // CALL checks the target against CS's limit before it pushes anything.
+  void call_near(u32 target) {
+    if (!op32) target &= 0xffff;
+    if (target > c.m_seg[CS].limit) c.fault(13, 0);
+    c.push(eip, osize());
     eip = target;
   }
 
@@ -372,7 +244,11 @@ class CpuExecutor {
     const int src_seg = seg_ovr >= 0 ? seg_ovr : DS;
     bool compare = false;
     switch (op) {
-      case 0xa4: c.write_mem(ES, di(), size, c.read_mem(src_seg, si(), size)); adv(6, size); adv(7, size); break;
+      case 0xa4:
+        c.write_mem(ES, di(), size, c.read_mem(src_seg, si(), size));
+        adv(6, size);
+        adv(7, size);
+        break;
       case 0xa6: {
         const u32 a = c.read_mem(src_seg, si(), size), b = c.read_mem(ES, di(), size);
         alu(7, size, a, b);
@@ -381,9 +257,19 @@ class CpuExecutor {
         compare = true;
         break;
       }
-      case 0xaa: c.write_mem(ES, di(), size, get_reg(size, 0)); adv(7, size); break;
-      case 0xac: set_reg(size, 0, c.read_mem(src_seg, si(), size)); adv(6, size); break;
-      case 0xae: alu(7, size, get_reg(size, 0), c.read_mem(ES, di(), size)); adv(7, size); compare = true; break;
+      case 0xaa:
+        c.write_mem(ES, di(), size, get_reg(size, 0));
+        adv(7, size);
+        break;
+      case 0xac:
+        set_reg(size, 0, c.read_mem(src_seg, si(), size));
+        adv(6, size);
+        break;
+      case 0xae:
+        alu(7, size, get_reg(size, 0), c.read_mem(ES, di(), size));
+        adv(7, size);
+        compare = true;
+        break;
       case 0x6c: {
         const u16 port = c.m_gpr[2] & 0xffff;
         c.check_io(port, size);
@@ -442,8 +328,8 @@ class CpuExecutor {
       const bool memory = (m >> 6) != 3;
       const unsigned r = (m >> 3) & 7;
       if (op == 0x0f) {
-        ok = memory && (op2 == 0xab || op2 == 0xb3 || op2 == 0xbb || op2 == 0xb0 || op2 == 0xb1 || op2 == 0xc0 ||
-                        op2 == 0xc1 || (op2 == 0xba && r >= 5) || (op2 == 0xc7 && r == 1));
+        ok = memory && (op2 == 0xab || op2 == 0xb3 || op2 == 0xbb || op2 == 0xb0 || op2 == 0xb1 ||
+                        op2 == 0xc0 || op2 == 0xc1 || (op2 == 0xba && r >= 5) || (op2 == 0xc7 && r == 1));
       } else if (op < 0x40) {
         ok = memory && (op & 7) < 2 && (op >> 3) != 7;  // ALU with memory destination, not CMP
       } else if (op >= 0x80 && op <= 0x83) {
@@ -477,103 +363,9 @@ void CpuExecutor::io_out(u16 port, unsigned size) {
   c.m_ports.write(port, size, get_reg(size, 0));
 }
 
-void CpuExecutor::do_mul(unsigned size, bool is_signed, u32 src) {
-  bool wide = false;
-  u32 low = 0;
-  if (size == 1) {
-    const u32 al = c.m_gpr[0] & 0xff;
-    u32 r;
-    if (is_signed) {
-      const i32 p = static_cast<i32>(static_cast<i8>(al)) * static_cast<i8>(src);
-      r = static_cast<u32>(p) & 0xffff;
-      wide = p != static_cast<i8>(p);
-    } else {
-      r = al * (src & 0xff);
-      wide = r > 0xff;
-    }
-    set_reg(2, 0, r);
-    low = r & 0xff;
-  } else if (size == 2) {
-    const u32 ax = c.m_gpr[0] & 0xffff;
-    u32 r;
-    if (is_signed) {
-      const i32 p = static_cast<i32>(static_cast<i16>(ax)) * static_cast<i16>(src);
-      r = static_cast<u32>(p);
-      wide = p != static_cast<i16>(p);
-    } else {
-      r = ax * (src & 0xffff);
-      wide = r > 0xffff;
-    }
-    set_reg(2, 0, r);
-    set_reg(2, 2, r >> 16);
-    low = r & 0xffff;
-  } else {
-    u64 r;
-    if (is_signed) {
-      const i64 p = static_cast<i64>(static_cast<i32>(c.m_gpr[0])) * static_cast<i32>(src);
-      r = static_cast<u64>(p);
-      wide = p != static_cast<i32>(p);
-    } else {
-      r = u64{c.m_gpr[0]} * src;
-      wide = (r >> 32) != 0;
-    }
-    c.m_gpr[0] = static_cast<u32>(r);
-    c.m_gpr[2] = static_cast<u32>(r >> 32);
-    low = static_cast<u32>(r);
-  }
-  // SF, ZF, PF and AF are undefined; reel sets SF/ZF/PF from the low half.
-  set_arith(low, size, wide, wide, false);
-}
+void CpuExecutor::do_mul(unsigned size, bool is_signed, u32 src) { CpuOps::mul(c, size, is_signed, src); }
 
-void CpuExecutor::do_div(unsigned size, bool is_signed, u32 src) {
-  src &= size_mask(size);
-  if (src == 0) c.fault_noerr(0);
-  if (size == 1) {
-    const u32 ax = c.m_gpr[0] & 0xffff;
-    if (is_signed) {
-      const i32 n = static_cast<i16>(ax), d = static_cast<i8>(src);
-      const i32 q = n / d, r = n % d;
-      if (q > 127 || q < -128) c.fault_noerr(0);
-      set_reg(1, 0, static_cast<u32>(q));
-      set_reg(1, 4, static_cast<u32>(r));
-    } else {
-      const u32 q = ax / src, r = ax % src;
-      if (q > 0xff) c.fault_noerr(0);
-      set_reg(1, 0, q);
-      set_reg(1, 4, r);
-    }
-  } else if (size == 2) {
-    const u32 n = (c.m_gpr[2] & 0xffff) << 16 | (c.m_gpr[0] & 0xffff);
-    if (is_signed) {
-      const i32 sn = static_cast<i32>(n), d = static_cast<i16>(src);
-      const i64 q = static_cast<i64>(sn) / d, r = static_cast<i64>(sn) % d;
-      if (q > 32767 || q < -32768) c.fault_noerr(0);
-      set_reg(2, 0, static_cast<u32>(q));
-      set_reg(2, 2, static_cast<u32>(r));
-    } else {
-      const u32 q = n / src, r = n % src;
-      if (q > 0xffff) c.fault_noerr(0);
-      set_reg(2, 0, q);
-      set_reg(2, 2, r);
-    }
-  } else {
-    const u64 n = u64{c.m_gpr[2]} << 32 | c.m_gpr[0];
-    if (is_signed) {
-      const i64 sn = static_cast<i64>(n), d = static_cast<i32>(src);
-      if (sn == INT64_MIN && d == -1) c.fault_noerr(0);
-      const i64 q = sn / d, r = sn % d;
-      if (q > INT32_MAX || q < INT32_MIN) c.fault_noerr(0);
-      c.m_gpr[0] = static_cast<u32>(q);
-      c.m_gpr[2] = static_cast<u32>(r);
-    } else {
-      const u64 q = n / src, r = n % src;
-      if (q > 0xffffffffull) c.fault_noerr(0);
-      c.m_gpr[0] = static_cast<u32>(q);
-      c.m_gpr[2] = static_cast<u32>(r);
-    }
-  }
-  // All arithmetic flags are undefined after DIV; reel leaves them.
-}
+void CpuExecutor::do_div(unsigned size, bool is_signed, u32 src) { CpuOps::div(c, size, is_signed, src); }
 
 void CpuExecutor::group3(unsigned size) {
   decode_modrm();
@@ -584,17 +376,27 @@ void CpuExecutor::group3(unsigned size) {
       alu(4, size, v, fimm(size));
       break;
     }
-    case 2: set_rm(size, ~get_rm(size)); break;
+    case 2:
+      set_rm(size, ~get_rm_rmw(size));
+      break;
     case 3: {
-      const u32 v = get_rm(size);
+      const u32 v = get_rm_rmw(size);
       const u32 r = alu(5, size, 0, v);
       set_rm(size, r);
       break;
     }
-    case 4: do_mul(size, false, get_rm(size)); break;
-    case 5: do_mul(size, true, get_rm(size)); break;
-    case 6: do_div(size, false, get_rm(size)); break;
-    case 7: do_div(size, true, get_rm(size)); break;
+    case 4:
+      do_mul(size, false, get_rm(size));
+      break;
+    case 5:
+      do_mul(size, true, get_rm(size));
+      break;
+    case 6:
+      do_div(size, false, get_rm(size));
+      break;
+    case 7:
+      do_div(size, true, get_rm(size));
+      break;
   }
 }
 
@@ -602,12 +404,14 @@ void CpuExecutor::group5() {
   decode_modrm();
   const unsigned size = osize();
   switch (reg) {
-    case 0: set_rm(size, inc_dec(false, size, get_rm(size))); break;
-    case 1: set_rm(size, inc_dec(true, size, get_rm(size))); break;
+    case 0:
+      set_rm(size, inc_dec(false, size, get_rm_rmw(size)));
+      break;
+    case 1:
+      set_rm(size, inc_dec(true, size, get_rm_rmw(size)));
+      break;
     case 2: {
-      const u32 target = get_rm(size);
-      c.push(eip, size);
-      jump_near(target);
+      call_near(get_rm(size));
       break;
     }
     case 3:
@@ -620,9 +424,14 @@ void CpuExecutor::group5() {
       eip = c.m_eip;
       break;
     }
-    case 4: jump_near(get_rm(size)); break;
-    case 6: c.push(get_rm(size), size); break;
-    default: c.fault_noerr(6);
+    case 4:
+      jump_near(get_rm(size));
+      break;
+    case 6:
+      c.push(get_rm(size), size);
+      break;
+    default:
+      c.fault_noerr(6);
   }
 }
 
@@ -639,7 +448,7 @@ void CpuExecutor::bit_op(int kind, bool imm) {
   u32 v;
   if (mod == 3 || imm) {
     bit &= size * 8 - 1;
-    v = get_rm(size);
+    v = kind ? get_rm_rmw(size) : get_rm(size);
   } else {
     // A register bit offset reaches beyond the addressed operand.
     const i32 sbit = size == 2 ? static_cast<i16>(bit) : static_cast<i32>(bit);
@@ -647,7 +456,7 @@ void CpuExecutor::bit_op(int kind, bool imm) {
     ea_off += static_cast<u32>(units * static_cast<i32>(size));
     if (!addr32) ea_off &= 0xffff;
     bit = static_cast<u32>(sbit) & (size * 8 - 1);
-    v = get_rm(size);
+    v = kind ? get_rm_rmw(size) : get_rm(size);
   }
   const bool old = (v >> bit) & 1;
   c.materialize_flags();
@@ -666,7 +475,7 @@ void CpuExecutor::load_far_pointer(int seg) {
   const u32 off = c.read_mem(ea_seg, ea_off, size);
   const u16 sel = static_cast<u16>(c.read_mem(ea_seg, ea_off + size, 2));
   c.load_segment(seg, sel);
-  if (seg == SS) c.m_inhibit = true;
+  // Unlike MOV SS and POP SS, LSS opens no interrupt shadow (SDM vol. 3, 6.8.3).
   set_reg(size, reg, off);
 }
 
@@ -757,9 +566,13 @@ void CpuExecutor::system_group6() {
   decode_modrm();
   if (!c.protected_mode()) c.fault_noerr(6);
   switch (reg) {
-    case 0: set_rm(mod == 3 ? osize() : 2, c.m_ldtr.selector); break;  // SLDT
-    case 1: set_rm(mod == 3 ? osize() : 2, c.m_tr.selector); break;    // STR
-    case 2: {                                                          // LLDT
+    case 0:
+      set_rm(mod == 3 ? osize() : 2, c.m_ldtr.selector);
+      break;  // SLDT
+    case 1:
+      set_rm(mod == 3 ? osize() : 2, c.m_tr.selector);
+      break;   // STR
+    case 2: {  // LLDT
       if (c.m_cpl != 0) c.fault(13, 0);
       const u16 sel = static_cast<u16>(get_rm(2));
       if ((sel & 0xfffc) == 0) {
@@ -804,7 +617,8 @@ void CpuExecutor::system_group6() {
         const u32 base = (sel & 4) ? c.m_ldtr.base : c.m_gdtr.base;
         const u32 limit = (sel & 4) ? c.m_ldtr.limit : c.m_gdtr.limit;
         if ((sel & 0xfff8u) + 7 <= limit) {
-          const u64 d = u64{c.read_lin(base + (sel & 0xfff8u), 4)} | u64{c.read_lin(base + (sel & 0xfff8u) + 4, 4)} << 32;
+          const u64 d = u64{c.read_lin(base + (sel & 0xfff8u), 4)} |
+                        u64{c.read_lin(base + (sel & 0xfff8u) + 4, 4)} << 32;
           const bool code = (d >> 43) & 1, s = (d >> 44) & 1;
           const unsigned dpl = (d >> 45) & 3, type = (d >> 40) & 0xf;
           const bool conforming = code && (type & 4);
@@ -815,7 +629,8 @@ void CpuExecutor::system_group6() {
       set_flag(kZF, ok);
       break;
     }
-    default: c.fault_noerr(6);
+    default:
+      c.fault_noerr(6);
   }
 }
 
@@ -842,7 +657,9 @@ void CpuExecutor::system_group7() {
       t.base = base;
       break;
     }
-    case 4: set_rm(mod == 3 ? osize() : 2, c.m_cr0 & (mod == 3 && op32 ? 0xffffffffu : 0xffffu)); break;  // SMSW
+    case 4:
+      set_rm(mod == 3 ? osize() : 2, c.m_cr0 & (mod == 3 && op32 ? 0xffffffffu : 0xffffu));
+      break;   // SMSW
     case 6: {  // LMSW: PE can be set but not cleared
       if (!cpl0_or_real()) c.fault(13, 0);
       const u32 v = get_rm(2) & 0xf;
@@ -853,7 +670,8 @@ void CpuExecutor::system_group7() {
       need_memory();
       if (!cpl0_or_real()) c.fault(13, 0);
       break;
-    default: c.fault_noerr(6);
+    default:
+      c.fault_noerr(6);
   }
 }
 
@@ -887,8 +705,12 @@ void CpuExecutor::exec_0f() {
     return;
   }
   switch (op) {
-    case 0x00: system_group6(); return;
-    case 0x01: system_group7(); return;
+    case 0x00:
+      system_group6();
+      return;
+    case 0x01:
+      system_group7();
+      return;
     case 0x02:
     case 0x03: {  // LAR / LSL
       decode_modrm();
@@ -900,14 +722,15 @@ void CpuExecutor::exec_0f() {
         const u32 base = (sel & 4) ? c.m_ldtr.base : c.m_gdtr.base;
         const u32 limit = (sel & 4) ? c.m_ldtr.limit : c.m_gdtr.limit;
         if ((sel & 0xfff8u) + 7 <= limit) {
-          d = u64{c.read_lin(base + (sel & 0xfff8u), 4)} | u64{c.read_lin(base + (sel & 0xfff8u) + 4, 4)} << 32;
+          d = u64{c.read_lin(base + (sel & 0xfff8u), 4)} | u64{c.read_lin(base + (sel & 0xfff8u) + 4, 4)}
+                                                               << 32;
           const bool s = (d >> 44) & 1, code = (d >> 43) & 1;
           const unsigned type = (d >> 40) & 0xf, dpl = (d >> 45) & 3;
           const bool conforming = s && code && (type & 4);
           bool type_ok = s;
           if (!s) {
-            type_ok = op == 0x02 ? (type == 1 || type == 2 || type == 3 || type == 4 || type == 5 || type == 9 ||
-                                    type == 0xb || type == 0xc)
+            type_ok = op == 0x02 ? (type == 1 || type == 2 || type == 3 || type == 4 || type == 5 ||
+                                    type == 9 || type == 0xb || type == 0xc)
                                  : (type == 1 || type == 2 || type == 3 || type == 9 || type == 0xb);
           }
           ok = type_ok && (conforming || (dpl >= c.m_cpl && dpl >= (sel & 3u)));
@@ -933,8 +756,11 @@ void CpuExecutor::exec_0f() {
     case 0x09:  // INVD, WBINVD: no caches to flush
       if (!cpl0_or_real()) c.fault(13, 0);
       return;
-    case 0x0b: c.fault_noerr(6);  // UD2
-    case 0x1f: decode_modrm(); return;  // multi-byte NOP
+    case 0x0b:
+      c.fault_noerr(6);  // UD2
+    case 0x1f:
+      decode_modrm();
+      return;  // multi-byte NOP
     case 0x20:
     case 0x21:
     case 0x22:
@@ -944,11 +770,20 @@ void CpuExecutor::exec_0f() {
       if (op == 0x20) {
         u32 v;
         switch (reg) {
-          case 0: v = c.m_cr0; break;
-          case 2: v = c.m_cr2; break;
-          case 3: v = c.m_cr3; break;
-          case 4: v = c.m_cr4; break;
-          default: c.fault_noerr(6);
+          case 0:
+            v = c.m_cr0;
+            break;
+          case 2:
+            v = c.m_cr2;
+            break;
+          case 3:
+            v = c.m_cr3;
+            break;
+          case 4:
+            v = c.m_cr4;
+            break;
+          default:
+            c.fault_noerr(6);
         }
         c.m_gpr[rm] = v;
       } else if (op == 0x22) {
@@ -956,13 +791,20 @@ void CpuExecutor::exec_0f() {
         switch (reg) {
           case 0:
             if ((v & 0x80000000u) && !(v & 1)) c.fault(13, 0);  // PG without PE
-            c.m_cr0 = v | 0x10;                                  // ET is hard-wired on the 486
+            c.m_cr0 = v | 0x10;                                 // ET is hard-wired on the 486
             if (!(c.m_cr0 & 1)) c.m_cpl = 0;
             break;
-          case 2: c.m_cr2 = v; break;
-          case 3: c.m_cr3 = v; break;
-          case 4: c.m_cr4 = v; break;
-          default: c.fault_noerr(6);
+          case 2:
+            c.m_cr2 = v;
+            break;
+          case 3:
+            c.m_cr3 = v;
+            break;
+          case 4:
+            c.m_cr4 = v;
+            break;
+          default:
+            c.fault_noerr(6);
         }
       } else if (op == 0x21) {
         c.m_gpr[rm] = c.m_dr[reg];
@@ -994,31 +836,46 @@ void CpuExecutor::exec_0f() {
       }
       return;
     }
-    case 0xa0: c.push(c.m_seg[FS].selector, size); return;
-    case 0xa1: c.load_segment(FS, static_cast<u16>(c.pop(size))); return;
-    case 0xa8: c.push(c.m_seg[GS].selector, size); return;
-    case 0xa9: c.load_segment(GS, static_cast<u16>(c.pop(size))); return;
-    case 0xa3: bit_op(0, false); return;
-    case 0xab: bit_op(1, false); return;
-    case 0xb3: bit_op(2, false); return;
-    case 0xbb: bit_op(3, false); return;
-    case 0xba:
-      {
-        // Peek the ModRM reg field to choose the operation; bit_op decodes it.
-        const u32 save = eip;
-        const u8 m = f8();
-        eip = save;
-        const int r = (m >> 3) & 7;
-        if (r < 4) c.fault_noerr(6);
-        bit_op(r - 4, true);
-      }
+    case 0xa0:
+      c.push(c.m_seg[FS].selector, size);
+      return;
+    case 0xa1:
+      c.load_segment(FS, static_cast<u16>(c.pop(size)));
+      return;
+    case 0xa8:
+      c.push(c.m_seg[GS].selector, size);
+      return;
+    case 0xa9:
+      c.load_segment(GS, static_cast<u16>(c.pop(size)));
+      return;
+    case 0xa3:
+      bit_op(0, false);
+      return;
+    case 0xab:
+      bit_op(1, false);
+      return;
+    case 0xb3:
+      bit_op(2, false);
+      return;
+    case 0xbb:
+      bit_op(3, false);
+      return;
+    case 0xba: {
+      // Peek the ModRM reg field to choose the operation; bit_op decodes it.
+      const u32 save = eip;
+      const u8 m = f8();
+      eip = save;
+      const int r = (m >> 3) & 7;
+      if (r < 4) c.fault_noerr(6);
+      bit_op(r - 4, true);
+    }
       return;
     case 0xa4:
     case 0xa5:
     case 0xac:
     case 0xad: {  // SHLD / SHRD
       decode_modrm();
-      const u32 dst = get_rm(size);
+      const u32 dst = get_rm_rmw(size);
       const u32 src = get_reg(size, reg);
       const unsigned count = ((op & 1) ? (c.m_gpr[1] & 0xff) : f8()) & 0x1f;
       if (count == 0) return;
@@ -1056,7 +913,7 @@ void CpuExecutor::exec_0f() {
     case 0xb1: {  // CMPXCHG
       const unsigned s = op == 0xb0 ? 1 : size;
       decode_modrm();
-      const u32 dst = get_rm(s);
+      const u32 dst = get_rm_rmw(s);
       alu(7, s, get_reg(s, 0), dst);
       if ((get_reg(s, 0) & size_mask(s)) == (dst & size_mask(s))) {
         set_rm(s, get_reg(s, reg));
@@ -1066,9 +923,15 @@ void CpuExecutor::exec_0f() {
       }
       return;
     }
-    case 0xb2: load_far_pointer(SS); return;
-    case 0xb4: load_far_pointer(FS); return;
-    case 0xb5: load_far_pointer(GS); return;
+    case 0xb2:
+      load_far_pointer(SS);
+      return;
+    case 0xb4:
+      load_far_pointer(FS);
+      return;
+    case 0xb5:
+      load_far_pointer(GS);
+      return;
     case 0xb6:
     case 0xb7:
     case 0xbe:
@@ -1096,7 +959,7 @@ void CpuExecutor::exec_0f() {
     case 0xc1: {  // XADD
       const unsigned s = op == 0xc0 ? 1 : size;
       decode_modrm();
-      const u32 dst = get_rm(s), src = get_reg(s, reg);
+      const u32 dst = get_rm_rmw(s), src = get_reg(s, reg);
       const u32 sum = alu(0, s, dst, src);
       set_reg(s, reg, dst);
       set_rm(s, sum);
@@ -1120,7 +983,8 @@ void CpuExecutor::exec_0f() {
       }
       return;
     }
-    default: c.fault_noerr(6);
+    default:
+      c.fault_noerr(6);
   }
 }
 
@@ -1130,11 +994,12 @@ void CpuExecutor::run_one() {
     // Fetch straight from RAM when the longest possible instruction fits
     // in one page of plain RAM and inside the code segment.
     const SegmentCache& cs = c.m_seg[CS];
-    const u32 lin = cs.base + eip;
-    const u32 page = lin >> GuestMemory::kPageShift;
-    if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - 15 && u64{lin} + 15 <= c.m_memory.size() &&
-        !(c.m_memory.page_flags()[page] & GuestMemory::kMmio) && eip <= cs.limit && cs.limit - eip >= 14) {
-      code_ptr = c.m_memory.data() + lin;
+    const u32 phys = c.translate(cs.base + eip, false);
+    const u32 page = phys >> GuestMemory::kPageShift;
+    if ((phys & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - 15 &&
+        u64{phys} + 15 <= c.m_ram_size && !(c.m_page_flags[page] & GuestMemory::kMmio) && eip <= cs.limit &&
+        cs.limit - eip >= 14) {
+      code_ptr = c.m_ram + phys;
       code_eip = eip;
     }
   }
@@ -1146,18 +1011,39 @@ void CpuExecutor::run_one() {
     if (n >= 15) c.fault(13, 0);
     op = f8();
     switch (op) {
-      case 0x26: seg_ovr = ES; continue;
-      case 0x2e: seg_ovr = CS; continue;
-      case 0x36: seg_ovr = SS; continue;
-      case 0x3e: seg_ovr = DS; continue;
-      case 0x64: seg_ovr = FS; continue;
-      case 0x65: seg_ovr = GS; continue;
-      case 0x66: op32 = !code32; continue;
-      case 0x67: addr32 = !code32; continue;
-      case 0xf0: lock = true; continue;  // one CPU: every access is atomic anyway
+      case 0x26:
+        seg_ovr = ES;
+        continue;
+      case 0x2e:
+        seg_ovr = CS;
+        continue;
+      case 0x36:
+        seg_ovr = SS;
+        continue;
+      case 0x3e:
+        seg_ovr = DS;
+        continue;
+      case 0x64:
+        seg_ovr = FS;
+        continue;
+      case 0x65:
+        seg_ovr = GS;
+        continue;
+      case 0x66:
+        op32 = !code32;
+        continue;
+      case 0x67:
+        addr32 = !code32;
+        continue;
+      case 0xf0:
+        lock = true;
+        continue;  // one CPU: every access is atomic anyway
       case 0xf2:
-      case 0xf3: rep = op; continue;
-      default: break;
+      case 0xf3:
+        rep = op;
+        continue;
+      default:
+        break;
     }
     break;
   }
@@ -1169,13 +1055,13 @@ void CpuExecutor::run_one() {
     switch (op & 7) {
       case 0: {
         decode_modrm();
-        const u32 r = alu(alu_op, 1, get_rm(1), get_reg(1, reg));
+        const u32 r = alu(alu_op, 1, (alu_op != 7 ? get_rm_rmw(1) : get_rm(1)), get_reg(1, reg));
         if (alu_op != 7) set_rm(1, r);
         break;
       }
       case 1: {
         decode_modrm();
-        const u32 r = alu(alu_op, size, get_rm(size), get_reg(size, reg));
+        const u32 r = alu(alu_op, size, (alu_op != 7 ? get_rm_rmw(size) : get_rm(size)), get_reg(size, reg));
         if (alu_op != 7) set_rm(size, r);
         break;
       }
@@ -1207,10 +1093,18 @@ void CpuExecutor::run_one() {
   }
 
   switch (op) {
-    case 0x06: c.push(c.m_seg[ES].selector, size); break;
-    case 0x07: c.load_segment(ES, static_cast<u16>(c.pop(size))); break;
-    case 0x0e: c.push(c.m_seg[CS].selector, size); break;
-    case 0x16: c.push(c.m_seg[SS].selector, size); break;
+    case 0x06:
+      c.push(c.m_seg[ES].selector, size);
+      break;
+    case 0x07:
+      c.load_segment(ES, static_cast<u16>(c.pop(size)));
+      break;
+    case 0x0e:
+      c.push(c.m_seg[CS].selector, size);
+      break;
+    case 0x16:
+      c.push(c.m_seg[SS].selector, size);
+      break;
     case 0x17: {
       const u32 sp = c.m_gpr[4];
       const u16 sel = static_cast<u16>(c.pop(size));
@@ -1223,23 +1117,59 @@ void CpuExecutor::run_one() {
       c.m_inhibit = true;
       break;
     }
-    case 0x1e: c.push(c.m_seg[DS].selector, size); break;
-    case 0x1f: c.load_segment(DS, static_cast<u16>(c.pop(size))); break;
-    case 0x0f: exec_0f(); break;
+    case 0x1e:
+      c.push(c.m_seg[DS].selector, size);
+      break;
+    case 0x1f:
+      c.load_segment(DS, static_cast<u16>(c.pop(size)));
+      break;
+    case 0x0f:
+      exec_0f();
+      break;
     case 0x27:
     case 0x2f:
     case 0x37:
-    case 0x3f: bcd_adjust(op); break;
-    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+    case 0x3f:
+      bcd_adjust(op);
+      break;
+    case 0x40:
+    case 0x41:
+    case 0x42:
+    case 0x43:
+    case 0x44:
+    case 0x45:
+    case 0x46:
+    case 0x47:
       set_reg(size, op & 7, inc_dec(false, size, get_reg(size, op & 7)));
       break;
-    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
+    case 0x48:
+    case 0x49:
+    case 0x4a:
+    case 0x4b:
+    case 0x4c:
+    case 0x4d:
+    case 0x4e:
+    case 0x4f:
       set_reg(size, op & 7, inc_dec(true, size, get_reg(size, op & 7)));
       break;
-    case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+    case 0x50:
+    case 0x51:
+    case 0x52:
+    case 0x53:
+    case 0x54:
+    case 0x55:
+    case 0x56:
+    case 0x57:
       c.push(get_reg(size, op & 7), size);  // PUSH ESP pushes the value before the push
       break;
-    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+    case 0x58:
+    case 0x59:
+    case 0x5a:
+    case 0x5b:
+    case 0x5c:
+    case 0x5d:
+    case 0x5e:
+    case 0x5f:
       set_reg(size, op & 7, c.pop(size));
       break;
     case 0x60: {  // PUSHA
@@ -1274,8 +1204,12 @@ void CpuExecutor::run_one() {
       }
       break;
     }
-    case 0x68: c.push(fimm(size), size); break;
-    case 0x6a: c.push(sext(f8(), 1), size); break;
+    case 0x68:
+      c.push(fimm(size), size);
+      break;
+    case 0x6a:
+      c.push(sext(f8(), 1), size);
+      break;
     case 0x69:
     case 0x6b: {  // IMUL Gv, Ev, imm
       decode_modrm();
@@ -1288,12 +1222,34 @@ void CpuExecutor::run_one() {
       set_arith(r, size, wide, wide, false);
       break;
     }
-    case 0x6c: string_op(0x6c, 1); break;
-    case 0x6d: string_op(0x6c, size); break;
-    case 0x6e: string_op(0x6e, 1); break;
-    case 0x6f: string_op(0x6e, size); break;
-    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
-    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f: {
+    case 0x6c:
+      string_op(0x6c, 1);
+      break;
+    case 0x6d:
+      string_op(0x6c, size);
+      break;
+    case 0x6e:
+      string_op(0x6e, 1);
+      break;
+    case 0x6f:
+      string_op(0x6e, size);
+      break;
+    case 0x70:
+    case 0x71:
+    case 0x72:
+    case 0x73:
+    case 0x74:
+    case 0x75:
+    case 0x76:
+    case 0x77:
+    case 0x78:
+    case 0x79:
+    case 0x7a:
+    case 0x7b:
+    case 0x7c:
+    case 0x7d:
+    case 0x7e:
+    case 0x7f: {
       const u32 disp = sext(f8(), 1);
       if (cond(op & 0xf)) jump_near(eip + disp);
       ends_block = true;
@@ -1305,7 +1261,7 @@ void CpuExecutor::run_one() {
     case 0x83: {  // group 1
       const unsigned s = (op == 0x81 || op == 0x83) ? size : 1;
       decode_modrm();
-      const u32 dst = get_rm(s);
+      const u32 dst = (reg != 7 ? get_rm_rmw(s) : get_rm(s));
       const u32 imm = op == 0x83 ? sext(f8(), 1) : fimm(s);
       const u32 r = alu(reg, s, dst, imm);
       if (reg != 7) set_rm(s, r);
@@ -1322,15 +1278,27 @@ void CpuExecutor::run_one() {
     case 0x87: {
       const unsigned s = op == 0x86 ? 1 : size;
       decode_modrm();
-      const u32 a = get_rm(s), b = get_reg(s, reg);
+      const u32 a = get_rm_rmw(s), b = get_reg(s, reg);
       set_rm(s, b);
       set_reg(s, reg, a);
       break;
     }
-    case 0x88: decode_modrm(); set_rm(1, get_reg(1, reg)); break;
-    case 0x89: decode_modrm(); set_rm(size, get_reg(size, reg)); break;
-    case 0x8a: decode_modrm(); set_reg(1, reg, get_rm(1)); break;
-    case 0x8b: decode_modrm(); set_reg(size, reg, get_rm(size)); break;
+    case 0x88:
+      decode_modrm();
+      set_rm(1, get_reg(1, reg));
+      break;
+    case 0x89:
+      decode_modrm();
+      set_rm(size, get_reg(size, reg));
+      break;
+    case 0x8a:
+      decode_modrm();
+      set_reg(1, reg, get_rm(1));
+      break;
+    case 0x8b:
+      decode_modrm();
+      set_reg(size, reg, get_rm(size));
+      break;
     case 0x8c:
       decode_modrm();
       if (reg > 5) c.fault_noerr(6);
@@ -1355,8 +1323,15 @@ void CpuExecutor::run_one() {
       set_rm(size, v);
       break;
     }
-    case 0x90: break;  // NOP (and PAUSE)
-    case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97: {
+    case 0x90:
+      break;  // NOP (and PAUSE)
+    case 0x91:
+    case 0x92:
+    case 0x93:
+    case 0x94:
+    case 0x95:
+    case 0x96:
+    case 0x97: {
       const u32 a = get_reg(size, 0);
       set_reg(size, 0, get_reg(size, op & 7));
       set_reg(size, op & 7, a);
@@ -1399,8 +1374,12 @@ void CpuExecutor::run_one() {
       c.write_flags(v, mask);
       break;
     }
-    case 0x9e: c.write_flags(get_reg(1, 4), kCF | kPF | kAF | kZF | kSF); break;
-    case 0x9f: set_reg(1, 4, (flags() & 0xd5) | 2); break;
+    case 0x9e:
+      c.write_flags(get_reg(1, 4), kCF | kPF | kAF | kZF | kSF);
+      break;
+    case 0x9f:
+      set_reg(1, 4, (flags() & 0xd5) | 2);
+      break;
     case 0xa0:
     case 0xa1:
     case 0xa2:
@@ -1415,22 +1394,60 @@ void CpuExecutor::run_one() {
       }
       break;
     }
-    case 0xa4: string_op(0xa4, 1); break;
-    case 0xa5: string_op(0xa4, size); break;
-    case 0xa6: string_op(0xa6, 1); break;
-    case 0xa7: string_op(0xa6, size); break;
-    case 0xa8: alu(4, 1, get_reg(1, 0), f8()); break;
-    case 0xa9: alu(4, size, get_reg(size, 0), fimm(size)); break;
-    case 0xaa: string_op(0xaa, 1); break;
-    case 0xab: string_op(0xaa, size); break;
-    case 0xac: string_op(0xac, 1); break;
-    case 0xad: string_op(0xac, size); break;
-    case 0xae: string_op(0xae, 1); break;
-    case 0xaf: string_op(0xae, size); break;
-    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+    case 0xa4:
+      string_op(0xa4, 1);
+      break;
+    case 0xa5:
+      string_op(0xa4, size);
+      break;
+    case 0xa6:
+      string_op(0xa6, 1);
+      break;
+    case 0xa7:
+      string_op(0xa6, size);
+      break;
+    case 0xa8:
+      alu(4, 1, get_reg(1, 0), f8());
+      break;
+    case 0xa9:
+      alu(4, size, get_reg(size, 0), fimm(size));
+      break;
+    case 0xaa:
+      string_op(0xaa, 1);
+      break;
+    case 0xab:
+      string_op(0xaa, size);
+      break;
+    case 0xac:
+      string_op(0xac, 1);
+      break;
+    case 0xad:
+      string_op(0xac, size);
+      break;
+    case 0xae:
+      string_op(0xae, 1);
+      break;
+    case 0xaf:
+      string_op(0xae, size);
+      break;
+    case 0xb0:
+    case 0xb1:
+    case 0xb2:
+    case 0xb3:
+    case 0xb4:
+    case 0xb5:
+    case 0xb6:
+    case 0xb7:
       set_reg(1, op & 7, f8());
       break;
-    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+    case 0xb8:
+    case 0xb9:
+    case 0xba:
+    case 0xbb:
+    case 0xbc:
+    case 0xbd:
+    case 0xbe:
+    case 0xbf:
       set_reg(size, op & 7, fimm(size));
       break;
     case 0xc0:
@@ -1441,7 +1458,7 @@ void CpuExecutor::run_one() {
     case 0xd3: {
       const unsigned s = (op & 1) ? size : 1;
       decode_modrm();
-      const u32 v = get_rm(s);
+      const u32 v = get_rm_rmw(s);
       const unsigned count = op <= 0xc1 ? f8() : op <= 0xd1 ? 1 : (c.m_gpr[1] & 0xff);
       const u32 r = shift(reg, s, v, count);
       if (count & 0x1f) set_rm(s, r);
@@ -1449,19 +1466,24 @@ void CpuExecutor::run_one() {
     }
     case 0xc2:
     case 0xc3: {
+      // ESP moves only once the target passed the CS limit check.
       const u16 extra = op == 0xc2 ? f16() : 0;
-      const u32 target = c.pop(size);
-      jump_near(target);
+      const u32 sp = c.stack32() ? c.m_gpr[4] : (c.m_gpr[4] & 0xffff);
+      jump_near(c.read_mem(SS, sp, size));
       if (c.stack32()) {
-        c.m_gpr[4] += extra;
+        c.m_gpr[4] += size + extra;
       } else {
-        c.m_gpr[4] = (c.m_gpr[4] & 0xffff0000u) | ((c.m_gpr[4] + extra) & 0xffff);
+        c.m_gpr[4] = (c.m_gpr[4] & 0xffff0000u) | ((c.m_gpr[4] + size + extra) & 0xffff);
       }
       ends_block = true;
       break;
     }
-    case 0xc4: load_far_pointer(ES); break;
-    case 0xc5: load_far_pointer(DS); break;
+    case 0xc4:
+      load_far_pointer(ES);
+      break;
+    case 0xc5:
+      load_far_pointer(DS);
+      break;
     case 0xc6:
     case 0xc7: {
       const unsigned s = op == 0xc6 ? 1 : size;
@@ -1469,14 +1491,18 @@ void CpuExecutor::run_one() {
       set_rm(s, fimm(s));
       break;
     }
-    case 0xc8: enter(); break;
-    case 0xc9: {  // LEAVE
+    case 0xc8:
+      enter();
+      break;
+    case 0xc9: {  // LEAVE: ESP only changes once the pop cannot fault
+      const u32 frame = c.stack32() ? c.m_gpr[5] : (c.m_gpr[5] & 0xffff);
+      const u32 saved = c.read_mem(SS, frame, size);
       if (c.stack32()) {
-        c.m_gpr[4] = c.m_gpr[5];
+        c.m_gpr[4] = frame + size;
       } else {
-        c.m_gpr[4] = (c.m_gpr[4] & 0xffff0000u) | (c.m_gpr[5] & 0xffff);
+        c.m_gpr[4] = (c.m_gpr[4] & 0xffff0000u) | ((frame + size) & 0xffff);
       }
-      set_reg(size, 5, c.pop(size));
+      set_reg(size, 5, saved);
       break;
     }
     case 0xca:
@@ -1528,13 +1554,22 @@ void CpuExecutor::run_one() {
       set_arith(al, 1, false, false, false);
       break;
     }
-    case 0xd6: set_reg(1, 0, flag(kCF) ? 0xff : 0); break;  // SALC
+    case 0xd6:
+      set_reg(1, 0, flag(kCF) ? 0xff : 0);
+      break;  // SALC
     case 0xd7: {
       const u32 off = (addr32 ? c.m_gpr[3] : (c.m_gpr[3] & 0xffff)) + (c.m_gpr[0] & 0xff);
       set_reg(1, 0, c.read_mem(seg_ovr >= 0 ? seg_ovr : DS, addr32 ? off : (off & 0xffff), 1));
       break;
     }
-    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+    case 0xd8:
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+    case 0xdc:
+    case 0xdd:
+    case 0xde:
+    case 0xdf:
       // x87 escape. reel is a 486SX without a coprocessor: with EM or TS
       // set the OS gets #NM and emulates; otherwise nothing answers on the
       // bus, so the instruction does nothing (FNSTSW leaves its target
@@ -1560,18 +1595,33 @@ void CpuExecutor::run_one() {
       ends_block = true;
       break;
     }
-    case 0xe4: io_in(f8(), 1); break;
-    case 0xe5: io_in(f8(), size); break;
-    case 0xe6: io_out(f8(), 1); break;
-    case 0xe7: io_out(f8(), size); break;
-    case 0xec: io_in(c.m_gpr[2] & 0xffff, 1); break;
-    case 0xed: io_in(c.m_gpr[2] & 0xffff, size); break;
-    case 0xee: io_out(c.m_gpr[2] & 0xffff, 1); break;
-    case 0xef: io_out(c.m_gpr[2] & 0xffff, size); break;
+    case 0xe4:
+      io_in(f8(), 1);
+      break;
+    case 0xe5:
+      io_in(f8(), size);
+      break;
+    case 0xe6:
+      io_out(f8(), 1);
+      break;
+    case 0xe7:
+      io_out(f8(), size);
+      break;
+    case 0xec:
+      io_in(c.m_gpr[2] & 0xffff, 1);
+      break;
+    case 0xed:
+      io_in(c.m_gpr[2] & 0xffff, size);
+      break;
+    case 0xee:
+      io_out(c.m_gpr[2] & 0xffff, 1);
+      break;
+    case 0xef:
+      io_out(c.m_gpr[2] & 0xffff, size);
+      break;
     case 0xe8: {
       const u32 disp = fimm(size);
-      c.push(eip, size);
-      jump_near(eip + (op32 ? disp : sext(disp, 2)));
+      call_near(eip + (op32 ? disp : sext(disp, 2)));
       ends_block = true;
       break;
     }
@@ -1595,17 +1645,30 @@ void CpuExecutor::run_one() {
       ends_block = true;
       break;
     }
-    case 0xf1: soft_int(1); ends_block = true; break;  // ICEBP
+    case 0xf1:
+      soft_int(1);
+      ends_block = true;
+      break;  // ICEBP
     case 0xf4:
       if (!cpl0_or_real()) c.fault(13, 0);
       c.m_halted = true;
       ends_block = true;
       break;
-    case 0xf5: set_flag(kCF, !flag(kCF)); break;
-    case 0xf6: group3(1); break;
-    case 0xf7: group3(size); break;
-    case 0xf8: set_flag(kCF, false); break;
-    case 0xf9: set_flag(kCF, true); break;
+    case 0xf5:
+      set_flag(kCF, !flag(kCF));
+      break;
+    case 0xf6:
+      group3(1);
+      break;
+    case 0xf7:
+      group3(size);
+      break;
+    case 0xf8:
+      set_flag(kCF, false);
+      break;
+    case 0xf9:
+      set_flag(kCF, true);
+      break;
     case 0xfa:
       if (!io_privileged()) c.fault(13, 0);
       set_flag(kIF, false);
@@ -1615,12 +1678,16 @@ void CpuExecutor::run_one() {
       if (!flag(kIF)) c.m_inhibit = true;  // interrupts wait for the next instruction
       set_flag(kIF, true);
       break;
-    case 0xfc: set_flag(kDF, false); break;
-    case 0xfd: set_flag(kDF, true); break;
+    case 0xfc:
+      set_flag(kDF, false);
+      break;
+    case 0xfd:
+      set_flag(kDF, true);
+      break;
     case 0xfe:
       decode_modrm();
       if (reg > 1) c.fault_noerr(6);
-      set_rm(1, inc_dec(reg == 1, 1, get_rm(1)));
+      set_rm(1, inc_dec(reg == 1, 1, get_rm_rmw(1)));
       break;
     case 0xff: {
       const u32 save = eip;
@@ -1631,10 +1698,12 @@ void CpuExecutor::run_one() {
       ends_block = r >= 2 && r <= 5;
       break;
     }
-    default: c.fault_noerr(6);
+    default:
+      c.fault_noerr(6);
   }
   c.m_eip = eip;
-  if (c.m_block_hook) c.note_block(c.m_seg[CS].base + c.m_insn_start, c.m_seg[CS].base + fetch_end, ends_block);
+  if (c.m_block_hook)
+    c.note_block(c.m_seg[CS].base + c.m_insn_start, c.m_seg[CS].base + fetch_end, ends_block);
 }
 
 }  // namespace reel
