@@ -4,10 +4,12 @@
 // stdin from a string, captures stdout and stderr, returns the exit status.
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -74,6 +76,65 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
   r.out = read_text(out_path);
   r.err = read_text(err_path);
   return r;
+}
+
+// A child started in the background (several that talk to each other, e.g.
+// guests on one network); stdout and stderr go to files until it is waited
+// for.
+struct BackgroundProcess {
+  pid_t pid = -1;
+  std::string out_path, err_path;
+};
+
+inline BackgroundProcess spawn_process(const std::vector<std::string>& argv, const std::string& input = {}) {
+  static int counter = 0;
+  const std::string base = scratch_dir() + "/bg" + std::to_string(getpid()) + "_" + std::to_string(counter++);
+  const std::string in_path = base + ".in";
+  { std::ofstream(in_path, std::ios::binary) << input; }
+  BackgroundProcess p;
+  p.out_path = base + ".out";
+  p.err_path = base + ".err";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, p.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, p.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  if (posix_spawn(&p.pid, cargv[0], &actions, nullptr, cargv.data(), environ) != 0) p.pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return p;
+}
+
+// What it has written to stdout so far.
+inline std::string output_so_far(const BackgroundProcess& p) { return read_text(p.out_path); }
+
+// Waits for it to exit; after `timeout` it is killed (SIGKILL, status 137).
+inline ProcessResult wait_process(BackgroundProcess& p, std::chrono::milliseconds timeout) {
+  ProcessResult r;
+  if (p.pid > 0) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int wstatus = 0;
+    pid_t done = 0;
+    while ((done = waitpid(p.pid, &wstatus, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+      usleep(20000);
+    if (done == 0) {
+      kill(p.pid, SIGKILL);
+      waitpid(p.pid, &wstatus, 0);
+    }
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    p.pid = -1;
+  }
+  r.out = read_text(p.out_path);
+  r.err = read_text(p.err_path);
+  return r;
+}
+
+// Stops it (SIGTERM, then SIGKILL after a second) and reaps it.
+inline ProcessResult stop_process(BackgroundProcess& p) {
+  if (p.pid > 0) kill(p.pid, SIGTERM);
+  return wait_process(p, std::chrono::milliseconds(1000));
 }
 
 inline ProcessResult run_reel(std::vector<std::string> args, const std::string& input = {}) {
