@@ -1,6 +1,7 @@
 #include "harness/pc_board.h"
 
 #include <cinttypes>
+#include <map>
 #include <string>
 
 #include "core/multiboot_loader.h"
@@ -14,9 +15,17 @@
 #include "devices/pit.h"
 #include "devices/post_port.h"
 #include "devices/system_control_port.h"
+#include "devices/ne2000_isa.h"
+#include "devices/ne2000_pci.h"
+#include "devices/shared_irq_line.h"
 #include "devices/uart.h"
 #include "harness/disassembler.h"
+#include "harness/monitor.h"
 #include "harness/session.h"
+#include "netstack/hub.h"
+#include "netstack/mcast_backend.h"
+#include "netstack/pcap_dump.h"
+#include "netstack/socket_backend.h"
 
 namespace reel {
 
@@ -32,6 +41,9 @@ constexpr ComPort kComPorts[4] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}
 
 struct PcBoard::Wiring {
   Pic* pic = nullptr;
+  PciBus* pci = nullptr;
+  std::map<unsigned, Hub*> hubs;  // by VLAN number
+  std::map<int, SharedIrqLine*> pci_irqs;  // by ISA IRQ: PCI functions share them
   std::vector<Uart*> uarts;
   // PCI functions without I/O registers of their own live in the bus's
   // configuration space; the board owns them.
@@ -53,8 +65,14 @@ PcBoard::PcBoard(const MachineOptions& options, HostIO& host, u64 seed)
     m_machine->cpu().set_block_hook(
         [this](u32 linear, std::span<const u8> bytes, bool code32) { log_block(linear, bytes, code32); });
   }
-  build_devices();
-  open_consoles();
+  m_machine->set_logger([](const std::string& line) { std::fprintf(stderr, "reel: %s\n", line.c_str()); });
+  try {
+    build_devices();
+  } catch (const std::invalid_argument& e) {
+    // Two devices the options placed on the same ports (an ISA NIC over a
+    // serial port, say): the bus names both.
+    throw BadInput(e.what());
+  }
   load_kernel();
   boot_cpu();
   m_machine->set_shutdown_handler([this] { return on_shutdown(); });
@@ -91,8 +109,19 @@ void PcBoard::build_devices() {
     m_wiring->isa_bridge = std::make_unique<Piix3IsaBridge>();
     pci.attach(m_wiring->host_bridge.get());
     pci.attach(m_wiring->isa_bridge.get());
+    m_wiring->pci = &pci;
+  }
+
+  // The serial ports and the monitor come next, then the NICs: they go on
+  // the PCI bus before firmware setup assigns their resources, as QEMU
+  // creates them before SeaBIOS runs.
+  open_consoles();
+  open_monitor();
+  build_network();
+
+  if (m_wiring->pci) {
     // SeaBIOS makes the PCI-routed IRQs level triggered.
-    pic.set_elcr(assign_pci_resources(pci, *m_wiring->isa_bridge));
+    pic.set_elcr(assign_pci_resources(*m_wiring->pci, *m_wiring->isa_bridge));
   }
 
   if (m_options.debug_exit) {
@@ -100,6 +129,115 @@ void PcBoard::build_devices() {
         m.add_device<DebugExit>([&m](int status) { m.request_exit(RunEnd::Kind::guest_exit, status); });
     m.ports().map(m_options.debug_exit->iobase, m_options.debug_exit->iosize, &dx);
   }
+}
+
+void PcBoard::build_network() {
+  Machine& m = *m_machine;
+  auto hub_for = [&](unsigned vlan) -> Hub& {
+    auto it = m_wiring->hubs.find(vlan);
+    if (it != m_wiring->hubs.end()) return *it->second;
+    Hub& hub = m.add_device<Hub>(vlan);
+    m_wiring->hubs[vlan] = &hub;
+    return hub;
+  };
+  // QEMU names each client after its type and a per-type index.
+  std::map<std::string, unsigned> type_counts;
+  auto client_name = [&](const NetOption& n, const std::string& type) {
+    const unsigned index = type_counts[type]++;
+    return n.name.empty() ? type + "." + std::to_string(index) : n.name;
+  };
+  unsigned nic_index = 0;
+  unsigned next_pci_slot = 3;  // 0: host bridge, 1: ISA bridge, 2: where QEMU puts VGA
+  for (const NetOption& n : m_options.nets) {
+    Hub& hub = hub_for(n.vlan);
+    switch (n.kind) {
+      case NetOption::Kind::nic: {
+        const std::string model = !n.model.empty() ? n.model : m_options.machine == "isapc" ? "ne2k_isa" : "ne2k_pci";
+        const std::string name = client_name(n, model);
+        Dp8390::MacAddress mac = Dp8390::kDefaultMac;
+        mac[5] = static_cast<u8>(mac[5] + nic_index);
+        if (n.macaddr) mac = *n.macaddr;
+        ++nic_index;
+        Dp8390* nic = nullptr;
+        if (model == "ne2k_pci") {
+          if (!m_wiring->pci) throw BadInput("-net nic,model=ne2k_pci: this machine has no PCI bus");
+          if (next_pci_slot >= 32) throw BadInput("-net nic: no free PCI slot for " + name);
+          const unsigned slot = next_pci_slot++;
+          const int irq = m_wiring->isa_bridge->isa_irq_for(slot, 1);
+          SharedIrqLine*& line = m_wiring->pci_irqs[irq];
+          if (!line && irq >= 0) {
+            line = &m.add_device<SharedIrqLine>("pci_irq." + std::to_string(irq),
+                                                 IrqLine{m_wiring->pic, static_cast<unsigned>(irq)});
+          }
+          const IrqLine intx = line ? line->source(slot) : IrqLine{};
+          auto& pci_nic = m.add_device<Ne2000Pci>(name, slot, mac, m.ports(), intx);
+          m_wiring->pci->attach(&pci_nic);
+          nic = &pci_nic;
+        } else {
+          const u16 iobase = n.iobase.value_or(Ne2000Isa::kDefaultIobase);
+          const unsigned irq = n.irq.value_or(Ne2000Isa::kDefaultIrq);
+          auto& isa_nic = m.add_device<Ne2000Isa>(name, mac, iobase, IrqLine{m_wiring->pic, irq});
+          isa_nic.map_into(m.ports());
+          nic = &isa_nic;
+        }
+        hub.attach(*nic, name);
+        break;
+      }
+      case NetOption::Kind::socket: {
+        const std::string name = client_name(n, "socket");
+        if (n.socket_mode == NetOption::SocketMode::mcast) {
+          auto& b = m.add_device<McastBackend>(name, m, McastBackend::Config{n.host, n.port, n.localaddr});
+          if (!b.error().empty()) throw BadInput(b.error());
+          hub.attach(b, name);
+        } else {
+          SocketBackend::Config c;
+          c.mode = n.socket_mode == NetOption::SocketMode::listen ? SocketBackend::Mode::listen
+                                                                   : SocketBackend::Mode::connect;
+          c.host = n.host;
+          c.port = n.port;
+          auto& b = m.add_device<SocketBackend>(name, m, c);
+          if (!b.error().empty()) throw BadInput(b.error());
+          hub.attach(b, name);
+        }
+        break;
+      }
+      case NetOption::Kind::dump: {
+        const std::string name = client_name(n, "dump");
+        auto& d = m.add_device<PcapDump>(name, m, n.file, n.snap_length);
+        hub.attach(d, name);
+        break;
+      }
+      case NetOption::Kind::user:
+        throw BadInput("-net user: the user-mode network stack is not in this build of reel yet");
+    }
+  }
+}
+
+std::vector<const Hub*> PcBoard::hubs() const {
+  std::vector<const Hub*> out;
+  for (const auto& [vlan, hub] : m_wiring->hubs) out.push_back(hub);
+  return out;
+}
+
+void PcBoard::open_monitor() {
+  const MonitorOption& mo = m_options.monitor;
+  if (mo.kind == MonitorOption::Kind::none) return;
+  ConsoleSpec spec;
+  spec.name = "monitor";
+  if (mo.kind == MonitorOption::Kind::stdio) {
+    spec.kind = ConsoleSpec::Kind::stdio;
+    spec.wants_input = true;
+  } else {
+    spec.kind = ConsoleSpec::Kind::unix_server;
+    spec.path = mo.path;
+    spec.wants_input = true;
+    spec.wait_for_client = mo.wait;
+  }
+  const ChannelId channel = m_host.open_console(spec);
+  Machine& m = *m_machine;
+  Monitor& mon = m.add_device<Monitor>(m, m_host, channel, [this] { return hubs(); });
+  m.set_input_handler(channel, [&mon](std::span<const u8> bytes) { mon.receive(bytes); });
+  m_monitor = &mon;
 }
 
 void PcBoard::open_consoles() {

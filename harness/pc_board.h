@@ -12,6 +12,8 @@
 namespace reel {
 
 class Disassembler;
+class Hub;
+class Monitor;
 
 // Builds a PC out of core/ and devices/ as the options describe, boots the
 // kernel and runs it. Every HostIO request it makes (consoles, the kernel
@@ -24,11 +26,16 @@ class PcBoard {
   ~PcBoard();
 
   Machine& machine() { return *m_machine; }
+  // The VLANs in number order.
+  std::vector<const Hub*> hubs() const;
+  Monitor* monitor() { return m_monitor; }
   RunEnd run(const std::atomic<bool>* stop_flag);
 
  private:
   void build_devices();
+  void build_network();
   void open_consoles();
+  void open_monitor();
   void load_kernel();
   void boot_cpu();
   bool on_shutdown();
@@ -44,6 +51,7 @@ class PcBoard {
   std::FILE* m_log = nullptr;
   struct Wiring;
   std::unique_ptr<Wiring> m_wiring;
+  Monitor* m_monitor = nullptr;
 };
 
 }  // namespace reel

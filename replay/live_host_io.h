@@ -49,10 +49,12 @@ class LiveHostIO : public HostIO {
   const Options& options() const { return m_options; }
   LiveConsoles::Digest console_digest(ChannelId channel) const { return m_consoles.digest(channel); }
   size_t console_count() const { return m_consoles.size(); }
-  // A console still reads host input (stdin not at EOF) or a socket can
-  // still produce an event.
+  // A console still reads host input (stdin not at EOF), or the machine
+  // talks to host sockets. Once it has opened one, the outside world stays
+  // live even while no socket is open (a backend waiting to reconnect), so
+  // idle time keeps following real time.
   bool has_live_inputs() const {
-    return m_input_channel.has_value() || !m_unix_inputs.empty() || m_sockets.any_live();
+    return m_input_channel.has_value() || !m_unix_inputs.empty() || m_uses_sockets;
   }
 
   // Reads a whole host file; on failure ok is false and error is one line.
@@ -86,6 +88,7 @@ class LiveHostIO : public HostIO {
   std::function<u64()> m_hasher;
   LiveConsoles m_consoles;
   LiveSockets m_sockets;
+  bool m_uses_sockets = false;
   std::vector<SocketEvent> m_socket_events;
   std::optional<ChannelId> m_input_channel;
   std::vector<u8> m_pending_input;

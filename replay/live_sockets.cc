@@ -235,13 +235,6 @@ short LiveSockets::wanted_events(const Socket& s) const {
   return ev;
 }
 
-bool LiveSockets::any_live() const {
-  for (const auto& [id, s] : m_sockets) {
-    if (wanted_events(s) != 0 || !s.pending_error.empty()) return true;
-  }
-  return false;
-}
-
 bool LiveSockets::has_pending() const {
   for (const auto& [id, s] : m_sockets) {
     if (!s.pending_error.empty()) return true;

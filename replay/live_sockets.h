@@ -31,8 +31,6 @@ class LiveSockets {
   void poll(std::vector<SocketEvent>& out);
   // Descriptors an idle wait should watch (what poll() would look at).
   void add_pollfds(std::vector<pollfd>& fds) const;
-  // Some socket can still produce an event.
-  bool any_live() const;
   // Some socket has an event that needs no waiting (a failed send).
   bool has_pending() const;
 

@@ -256,7 +256,9 @@ TEST(SocketBackendReplay, RecordedPeerSessionReplaysWithoutSockets) {
   // same instruction counts and the run ends in the same state.
   const JournalReader j = JournalReader::open(journal, {});
   EXPECT_EQ(j.count(EventKind::socket_open), 1u);
-  EXPECT_GE(j.count(EventKind::socket_event), 3u);  // accepted, data x2 (at least), eof or not
+  // accepted, then the data in one or more pieces (however the host
+  // delivered the two writes), and maybe the eof
+  EXPECT_GE(j.count(EventKind::socket_event), 2u);
   EXPECT_EQ(j.count(EventKind::socket_send), 3u);
   ReplayingHostIO host(j, journal);
   Rig rig(host);
