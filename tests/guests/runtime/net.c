@@ -441,6 +441,7 @@ static struct {
   uint16_t port;
   uint8_t bound;
   uint32_t head, tail;
+  udp_handler handler; /* set: datagrams go to it, not to q */
   struct udp_datagram q[UDP_QUEUE];
 } udp_sockets[UDP_SOCKETS];
 
@@ -450,10 +451,17 @@ int udp_bind(uint16_t port) {
       udp_sockets[i].bound = 1;
       udp_sockets[i].port = port;
       udp_sockets[i].head = udp_sockets[i].tail = 0;
+      udp_sockets[i].handler = 0;
       return i;
     }
   }
   return -1;
+}
+
+int udp_bind_handler(uint16_t port, udp_handler fn) {
+  int sock = udp_bind(port);
+  if (sock >= 0) udp_sockets[sock].handler = fn;
+  return sock;
 }
 
 int udp_recv(int sock, void* buf, uint32_t cap, struct udp_meta* meta) {
@@ -478,6 +486,17 @@ static void udp_input(int ifx, const uint8_t* f, uint32_t src, uint32_t dst, con
   uint16_t port = get16(u + 2);
   for (int i = 0; i < UDP_SOCKETS; ++i) {
     if (!udp_sockets[i].bound || udp_sockets[i].port != port) continue;
+    if (udp_sockets[i].handler) {
+      struct udp_meta meta;
+      meta.ifx = ifx;
+      meta.src_ip = src;
+      meta.dst_ip = dst;
+      meta.src_port = get16(u);
+      meta.dst_port = port;
+      memcpy(meta.src_mac, f + ETH_ALEN, ETH_ALEN);
+      udp_sockets[i].handler(&meta, u + UDP_HLEN, (uint32_t)(ulen - UDP_HLEN));
+      return;
+    }
     if (udp_sockets[i].head - udp_sockets[i].tail >= UDP_QUEUE) return; /* full: dropped */
     struct udp_datagram* d = &udp_sockets[i].q[udp_sockets[i].head % UDP_QUEUE];
     d->meta.ifx = ifx;

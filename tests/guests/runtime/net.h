@@ -186,6 +186,14 @@ struct udp_meta {
 };
 /* Returns a socket number, or -1 when the table is full. */
 int udp_bind(uint16_t port);
+/* Binds `port` with a handler instead of a queue: each datagram for it is
+ * handed to fn as net_poll dispatches it (data points into the received
+ * frame, valid only during the call). For streams that a 4-deep queue
+ * emptied between polls would drop. fn may send, but not wait. Returns a
+ * socket number (udp_recv on it finds nothing), or -1 when the table is
+ * full. */
+typedef void (*udp_handler)(const struct udp_meta* meta, const uint8_t* data, uint32_t len);
+int udp_bind_handler(uint16_t port, udp_handler fn);
 /* The next queued datagram (at most cap bytes copied): its length, or -1
  * when none is queued. */
 int udp_recv(int sock, void* buf, uint32_t cap, struct udp_meta* meta);
