@@ -299,21 +299,22 @@ const std::vector<std::string>& nic_models() {
 std::array<u8, 6> parse_mac_address(std::string_view text, std::string_view option) {
   std::array<u8, 6> mac{};
   size_t pos = 0;
+  const auto bad = [&] {
+    fail(option, "expected a MAC address like 52:54:00:12:34:56, got '" + std::string(text) + "'");
+  };
   for (int i = 0; i < 6; ++i) {
     if (i > 0) {
-      if (pos >= text.size() || (text[pos] != ':' && text[pos] != '-')) break;
+      if (pos >= text.size() || (text[pos] != ':' && text[pos] != '-')) bad();
       ++pos;
     }
     u64 v = 0;
     const std::string_view part = text.substr(pos, 2);
     auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), v, 16);
-    if (ec != std::errc() || ptr != part.data() + 2) {
-      fail(option, "expected a MAC address like 52:54:00:12:34:56, got '" + std::string(text) + "'");
-    }
+    if (ec != std::errc() || ptr != part.data() + 2) bad();
     mac[static_cast<size_t>(i)] = static_cast<u8>(v);
     pos += 2;
   }
-  if (pos != text.size()) fail(option, "expected a MAC address like 52:54:00:12:34:56, got '" + std::string(text) + "'");
+  if (pos != text.size()) bad();
   if (mac[0] & 1) fail(option, std::string(text) + " is a multicast address; a NIC needs a unicast one");
   return mac;
 }

@@ -11,6 +11,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <gtest/gtest.h>
+
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -33,15 +36,29 @@ inline std::string reel_binary() {
 
 inline std::string guest_path(const std::string& name) { return REEL_BINARY_DIR "/guests/" + name + ".elf"; }
 
+// One scratch directory per test process. It is removed when the process
+// ends with every test passed, and kept (journals, outputs) for the report
+// when one failed or REEL_KEEP_SCRATCH is set.
 inline std::string scratch_dir() {
-  static std::string dir = [] {
-    std::string templ = std::string(REEL_BINARY_DIR) + "/test-scratch-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    const char* made = mkdtemp(buf.data());
-    return std::string(made ? made : "/tmp");
-  }();
-  return dir;
+  struct Scratch {
+    std::string path;
+    Scratch() {
+      std::string templ = std::string(REEL_BINARY_DIR) + "/test-scratch-XXXXXX";
+      std::vector<char> buf(templ.begin(), templ.end());
+      buf.push_back('\0');
+      const char* made = mkdtemp(buf.data());
+      path = made ? made : "";
+    }
+    ~Scratch() {
+      const auto* unit = ::testing::UnitTest::GetInstance();
+      if (!path.empty() && unit && unit->Passed() && !std::getenv("REEL_KEEP_SCRATCH")) {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+      }
+    }
+  };
+  static Scratch dir;
+  return dir.path.empty() ? std::string("/tmp") : dir.path;
 }
 
 inline std::string read_text(const std::string& path) {
