@@ -12,6 +12,7 @@
 #   WINDOW=0     sender flow control: at most WINDOW datagrams beyond the
 #                receiver's last credit (0: a plain flood, drops allowed)
 #   RUNS=3       runs per mode; the one with the best delivered rate counts
+#                (and the fastest of RUNS replays of its journals)
 #   TIMEOUT=120  seconds allowed per guest pair (and per replay)
 #   MODES="run record qemu"  which modes to measure
 #
@@ -223,27 +224,32 @@ measure() {
     "$f_got/$f_of" "$f_loss" "$f_flood" "$f_rate" "$f_mbs" "$f_sent_rate" "$f_wall" "$mips"
 }
 
-# Replays the best recording's two journals; each must print what it
-# printed while recording.
+# Replays the best recording's two journals RUNS times each (the fastest
+# counts); every replay must print what the side printed while recording.
 replay_journals() {
-  local side j t0 t1 icount status
+  local side j t0 t1 e best icount status same
   for side in send recv; do
     j="$tmp/best/record/$side.reel"
     [ -f "$j" ] || continue
-    t0=$(now)
-    status=0
-    timeout "$limit" "$reel" replay "$j" >"$tmp/replay.out" 2>"$tmp/replay.err" || status=$?
-    t1=$(now)
-    icount=$(grep -o 'icount=[0-9]*' "$tmp/replay.err" | tail -1 | cut -d= -f2)
-    local same="same output as recorded"
     cut -d' ' -f2- "$tmp/best/record/$side.out" | grep -v '^EOF$' >"$tmp/recorded.txt"
-    if ! cmp -s "$tmp/recorded.txt" "$tmp/replay.out"; then same="OUTPUT DIFFERS from the recording"; fi
+    best="" same="same output as recorded"
+    for _ in $(seq "$runs"); do
+      t0=$(now)
+      status=0
+      timeout "$limit" "$reel" replay "$j" >"$tmp/replay.out" 2>"$tmp/replay.err" || status=$?
+      t1=$(now)
+      icount=$(grep -o 'icount=[0-9]*' "$tmp/replay.err" | tail -1 | cut -d= -f2)
+      if [ -z "$icount" ]; then break; fi
+      if ! cmp -s "$tmp/recorded.txt" "$tmp/replay.out"; then same="OUTPUT DIFFERS from the recording"; fi
+      e=$(calc "$t1 - $t0" 6)
+      if [ -z "$best" ] || [ "$(calc "$e < $best" 0)" = 1 ]; then best=$e; fi
+    done
     if [ -z "$icount" ]; then
       printf 'replay %-5s FAILED (status %d): %s\n' "$side" "$status" "$(tail -n 1 "$tmp/replay.err")"
       continue
     fi
-    printf 'replay %-5s %8.3f s  %4.0f MIPS  journal %.1f MB  status %d, %s\n' "$side" "$(calc "$t1 - $t0" 6)" \
-      "$(calc "$icount / ($t1 - $t0) / 1e6" 1)" "$(calc "$(stat -c %s "$j") / 1e6" 3)" "$status" "$same"
+    printf 'replay %-5s %8.3f s  %4.0f MIPS  journal %.1f MB  status %d, %s\n' "$side" "$best" \
+      "$(calc "$icount / $best / 1e6" 1)" "$(calc "$(stat -c %s "$j") / 1e6" 3)" "$status" "$same"
   done
 }
 
