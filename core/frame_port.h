@@ -50,8 +50,8 @@ class FramePort {
 };
 
 // Ethernet limits every port applies to frames it is given (without FCS).
-inline constexpr size_t kEthMinFrame = 14;     // a header, nothing else
-inline constexpr size_t kEthMaxFrame = 1514;   // 1500 payload + header
+inline constexpr size_t kEthMinFrame = 14;        // a header, nothing else
+inline constexpr size_t kEthMaxFrame = 1514;      // 1500 payload + header
 inline constexpr size_t kEthMaxVlanFrame = 1518;  // with one 802.1Q tag
 
 }  // namespace reel

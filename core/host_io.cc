@@ -4,7 +4,8 @@ namespace reel {
 
 std::string format_socket_address(const SocketAddress& a) {
   return std::to_string(a.ip >> 24) + "." + std::to_string((a.ip >> 16) & 0xff) + "." +
-         std::to_string((a.ip >> 8) & 0xff) + "." + std::to_string(a.ip & 0xff) + ":" + std::to_string(a.port);
+         std::to_string((a.ip >> 8) & 0xff) + "." + std::to_string(a.ip & 0xff) + ":" +
+         std::to_string(a.port);
 }
 
 const char* socket_event_kind_name(SocketEvent::Kind kind) {

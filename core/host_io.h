@@ -25,8 +25,8 @@ struct ConsoleSpec {
   };
   std::string name;  // "serial0", "monitor"
   Kind kind = Kind::none;
-  std::string path;          // for Kind::file and Kind::unix_server
-  bool wants_input = false;  // stdio: bytes typed on stdin become input
+  std::string path;              // for Kind::file and Kind::unix_server
+  bool wants_input = false;      // stdio: bytes typed on stdin become input
   bool wait_for_client = false;  // unix_server: block at open until a client connects
 };
 
@@ -75,9 +75,9 @@ struct SocketSpec {
 
 struct SocketOpenResult {
   bool ok = false;
-  SocketId id = 0;     // when ok
-  std::string error;   // one line, when !ok
-  SocketAddress local; // where it is bound (listen/udp with port 0: the port chosen)
+  SocketId id = 0;      // when ok
+  std::string error;    // one line, when !ok
+  SocketAddress local;  // where it is bound (listen/udp with port 0: the port chosen)
 };
 
 // Something a host socket did, delivered at a loop boundary.

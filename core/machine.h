@@ -8,8 +8,8 @@
 #include <span>
 #include <vector>
 
-#include "core/cpu/cpu.h"
 #include "core/component.h"
+#include "core/cpu/cpu.h"
 #include "core/device.h"
 #include "core/exit_status.h"
 #include "core/guest_memory.h"

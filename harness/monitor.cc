@@ -27,7 +27,8 @@ std::string hex32(u32 v) {
 
 }  // namespace
 
-Monitor::Monitor(Machine& machine, HostIO& host, ChannelId channel, std::function<std::vector<const Hub*>()> hubs)
+Monitor::Monitor(Machine& machine, HostIO& host, ChannelId channel,
+                 std::function<std::vector<const Hub*>()> hubs)
     : Component("monitor"), m_machine(machine), m_host(host), m_channel(channel), m_hubs(std::move(hubs)) {
   // As QEMU's monitor greets when its character device opens.
   greet();
@@ -92,10 +93,10 @@ std::string Monitor::info_registers() const {
   const CpuRegisters r = m_machine.cpu().registers();
   static const char* const kSeg[] = {"ES", "CS", "SS", "DS", "FS", "GS"};
   std::string out;
-  out += "EAX=" + hex32(r.gpr[0]) + " EBX=" + hex32(r.gpr[3]) + " ECX=" + hex32(r.gpr[1]) + " EDX=" +
-         hex32(r.gpr[2]) + "\n";
-  out += "ESI=" + hex32(r.gpr[6]) + " EDI=" + hex32(r.gpr[7]) + " EBP=" + hex32(r.gpr[5]) + " ESP=" +
-         hex32(r.gpr[4]) + "\n";
+  out += "EAX=" + hex32(r.gpr[0]) + " EBX=" + hex32(r.gpr[3]) + " ECX=" + hex32(r.gpr[1]) +
+         " EDX=" + hex32(r.gpr[2]) + "\n";
+  out += "ESI=" + hex32(r.gpr[6]) + " EDI=" + hex32(r.gpr[7]) + " EBP=" + hex32(r.gpr[5]) +
+         " ESP=" + hex32(r.gpr[4]) + "\n";
   std::string flags = "[";
   const char* names = "ODITSZ-A-P-C";  // bits 11..0, as QEMU shows a subset
   for (int bit = 11, i = 0; bit >= 0; --bit, ++i) {
@@ -114,13 +115,15 @@ std::string Monitor::info_registers() const {
     out += buf;
   }
   char buf[160];
-  std::snprintf(buf, sizeof buf, "LDT=%04x %08x %08x %08x\nTR =%04x %08x %08x %08x\n", r.ldtr.selector, r.ldtr.base,
-                r.ldtr.limit, u32{r.ldtr.attrs} << 8, r.tr.selector, r.tr.base, r.tr.limit, u32{r.tr.attrs} << 8);
+  std::snprintf(buf, sizeof buf, "LDT=%04x %08x %08x %08x\nTR =%04x %08x %08x %08x\n", r.ldtr.selector,
+                r.ldtr.base, r.ldtr.limit, u32{r.ldtr.attrs} << 8, r.tr.selector, r.tr.base, r.tr.limit,
+                u32{r.tr.attrs} << 8);
   out += buf;
-  std::snprintf(buf, sizeof buf, "GDT=     %08x %08x\nIDT=     %08x %08x\n", r.gdtr.base, r.gdtr.limit, r.idtr.base,
-                r.idtr.limit);
+  std::snprintf(buf, sizeof buf, "GDT=     %08x %08x\nIDT=     %08x %08x\n", r.gdtr.base, r.gdtr.limit,
+                r.idtr.base, r.idtr.limit);
   out += buf;
-  out += "CR0=" + hex32(r.cr0) + " CR2=" + hex32(r.cr2) + " CR3=" + hex32(r.cr3) + " CR4=" + hex32(r.cr4) + "\n";
+  out +=
+      "CR0=" + hex32(r.cr0) + " CR2=" + hex32(r.cr2) + " CR3=" + hex32(r.cr3) + " CR4=" + hex32(r.cr4) + "\n";
   return out;
 }
 

@@ -25,7 +25,8 @@ bool parse_u64(std::string_view text, u64& out) {
 u64 number(std::string_view text, std::string_view option, u64 max) {
   u64 v = 0;
   if (!parse_u64(text, v)) fail(option, "expected a number, got '" + std::string(text) + "'");
-  if (v > max) fail(option, "value " + std::string(text) + " is out of range (max " + std::to_string(max) + ")");
+  if (v > max)
+    fail(option, "value " + std::string(text) + " is out of range (max " + std::to_string(max) + ")");
   return v;
 }
 
@@ -55,7 +56,7 @@ void parse_device(std::string_view text, MachineOptions& opts) {
   const std::string& driver = subs.empty() ? std::string() : subs[0].second;
   if (subs.empty() || !subs[0].first.empty()) fail("-device", "expected a device name first");
   if (driver == "help") {
-    throw OptionError("-device: available devices: isa-debug-exit");
+    throw HelpRequested("Available devices: isa-debug-exit");
   }
   if (driver != "isa-debug-exit") {
     fail("-device", "unknown device '" + driver + "' (available: isa-debug-exit)");
@@ -67,7 +68,8 @@ void parse_device(std::string_view text, MachineOptions& opts) {
       d.iobase = static_cast<u16>(number(value, "-device isa-debug-exit,iobase", 0xffff));
     } else if (key == "iosize") {
       d.iosize = static_cast<u16>(number(value, "-device isa-debug-exit,iosize", 4));
-      if (d.iosize == 0 || (d.iosize & (d.iosize - 1))) fail("-device isa-debug-exit,iosize", "expected 1, 2 or 4");
+      if (d.iosize == 0 || (d.iosize & (d.iosize - 1)))
+        fail("-device isa-debug-exit,iosize", "expected 1, 2 or 4");
     } else {
       fail("-device isa-debug-exit", "unknown property '" + key + "' (expected iobase or iosize)");
     }
@@ -117,7 +119,7 @@ void parse_debug_items(std::string_view text, MachineOptions& opts) {
     if (item == "in_asm") {
       opts.log_in_asm = true;
     } else if (item == "help") {
-      throw OptionError("-d: available log items: in_asm");
+      throw HelpRequested("Log items: in_asm");
     } else {
       fail("-d", "unknown log item '" + std::string(item) + "' (available: in_asm)");
     }
@@ -165,9 +167,9 @@ NetOption parse_net(std::string_view text) {
       if (common(key, value)) continue;
       if (key == "model") {
         if (value == "help" || value == "?") {
-          std::string list = "-net nic,model: available NIC models:";
-          for (const auto& m : nic_models()) list += " " + m;
-          throw OptionError(list);
+          std::string list = "Available NIC models:";
+          for (const auto& m : nic_models()) list += "\n" + m;
+          throw HelpRequested(list);
         }
         bool known = false;
         for (const auto& m : nic_models()) known = known || m == value;
@@ -184,7 +186,8 @@ NetOption parse_net(std::string_view text) {
       } else if (key == "irq") {
         const u64 irq = number(value, "-net nic,irq", 15);
         if (irq == 0 || irq == 1 || irq == 2 || irq == 8 || irq == 13)
-          fail("-net nic,irq", "IRQ " + std::to_string(irq) + " belongs to the PC itself; use 3-7, 9-12, 14 or 15");
+          fail("-net nic,irq",
+               "IRQ " + std::to_string(irq) + " belongs to the PC itself; use 3-7, 9-12, 14 or 15");
         n.irq = static_cast<u8>(irq);
       } else {
         fail("-net nic", "unknown property '" + key + "' (expected model, macaddr, vlan, name, iobase, irq)");
@@ -225,7 +228,8 @@ NetOption parse_net(std::string_view text) {
       } else if (key == "udp") {
         fail("-net socket,udp", "not supported yet; use mcast= or listen=/connect=");
       } else {
-        fail("-net socket", "unknown property '" + key + "' (expected listen, connect, mcast, localaddr, vlan)");
+        fail("-net socket",
+             "unknown property '" + key + "' (expected listen, connect, mcast, localaddr, vlan)");
       }
     }
     if (modes != 1) fail("-net socket", "expected exactly one of listen=, connect= or mcast=");
@@ -280,7 +284,8 @@ MonitorOption parse_monitor(std::string_view text) {
       } else if ((key.empty() && value == "nowait") || key == "wait") {
         m.wait = key.empty() ? false : on_off(value, "-monitor unix,wait");
       } else {
-        fail("-monitor unix", "unknown property '" + (key.empty() ? value : key) + "' (expected server, nowait)");
+        fail("-monitor unix",
+             "unknown property '" + (key.empty() ? value : key) + "' (expected server, nowait)");
       }
     }
     if (!server) fail("-monitor unix", "reel only listens: add ,server");
@@ -352,11 +357,28 @@ u64 parse_size(std::string_view text, std::string_view option) {
   u64 scale = u64{1} << 20;
   const char suffix = text.back();
   switch (suffix) {
-    case 'k': case 'K': scale = u64{1} << 10; text.remove_suffix(1); break;
-    case 'm': case 'M': scale = u64{1} << 20; text.remove_suffix(1); break;
-    case 'g': case 'G': scale = u64{1} << 30; text.remove_suffix(1); break;
-    case 'b': case 'B': scale = 1; text.remove_suffix(1); break;
-    default: break;
+    case 'k':
+    case 'K':
+      scale = u64{1} << 10;
+      text.remove_suffix(1);
+      break;
+    case 'm':
+    case 'M':
+      scale = u64{1} << 20;
+      text.remove_suffix(1);
+      break;
+    case 'g':
+    case 'G':
+      scale = u64{1} << 30;
+      text.remove_suffix(1);
+      break;
+    case 'b':
+    case 'B':
+      scale = 1;
+      text.remove_suffix(1);
+      break;
+    default:
+      break;
   }
   u64 v = 0;
   if (!parse_u64(text, v)) fail(option, "expected a size such as 128M, got '" + std::string(text) + "'");
@@ -369,8 +391,8 @@ i64 parse_utc_date(std::string_view text, std::string_view option) {
   char tail = 0;
   const std::string str(text);
   const int n = std::sscanf(str.c_str(), "%4u-%2u-%2uT%2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &s, &tail);
-  if (!(n == 3 || n == 6) || y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-      s > 59) {
+  if (!(n == 3 || n == 6) || y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+      mi > 59 || s > 59) {
     fail(option, "expected YYYY-MM-DDTHH:MM:SS or YYYY-MM-DD, got '" + str + "'");
   }
   // Days from the civil date (proleptic Gregorian), integer only.
@@ -403,7 +425,8 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       for (const auto& [key, val] : parse_suboptions(v)) {
         if (key.empty() || key == "size") {
           const u64 bytes = parse_size(val, "-m");
-          if (bytes < (u64{2} << 20) || bytes > (u64{3} << 30)) fail("-m", "RAM size must be between 2M and 3G");
+          if (bytes < (u64{2} << 20) || bytes > (u64{3} << 30))
+            fail("-m", "RAM size must be between 2M and 3G");
           opts.ram_bytes = static_cast<u32>(bytes);
         } else {
           fail("-m", "unknown property '" + key + "' (expected size)");
@@ -433,8 +456,11 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       const SubOptions subs = parse_suboptions(value());
       for (const auto& [key, val] : subs) {
         if (key.empty() || key == "type") {
-          if (val == "help") throw OptionError("-M: supported machines: pc (default), isapc");
-          if (val != "pc" && val != "isapc") fail("-M", "unknown machine '" + val + "' (supported: pc, isapc)");
+          if (val == "help")
+            throw HelpRequested(
+                "Supported machines are:\npc      Standard PC (default)\nisapc   ISA-only PC");
+          if (val != "pc" && val != "isapc")
+            fail("-M", "unknown machine '" + val + "' (supported: pc, isapc)");
           opts.machine = val;
         } else {
           fail("-M", "unknown property '" + key + "'");
@@ -475,9 +501,10 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
   if (opts.monitor.kind == MonitorOption::Kind::stdio) {
     for (size_t i = 0; i < opts.serials.size(); ++i) {
       if (opts.serials[i].kind == SerialOption::Kind::stdio) {
-        fail("-monitor stdio", "stdio is taken by serial" + std::to_string(i) +
-                                   (serial_given ? "" : " (the default -serial stdio)") +
-                                   "; add -serial file:PATH or -serial none, or use -monitor unix:PATH,server");
+        fail("-monitor stdio",
+             "stdio is taken by serial" + std::to_string(i) +
+                 (serial_given ? "" : " (the default -serial stdio)") +
+                 "; add -serial file:PATH or -serial none, or use -monitor unix:PATH,server");
       }
     }
   }

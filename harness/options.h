@@ -18,6 +18,13 @@ class OptionError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A `help` value (`-net nic,model=help`, `-M help`): what() is the answer,
+// printed on stdout, and reel exits with 0 as QEMU does.
+class HelpRequested : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // QEMU's "key=value,key=value" sub-option syntax; ",," is a literal comma.
 // The first element may be a bare value ("file:x" in -serial, "isa-debug-exit"
 // in -device), returned with an empty key.

@@ -8,16 +8,16 @@
 #include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
 #include "devices/i440fx_host_bridge.h"
+#include "devices/ne2000_isa.h"
+#include "devices/ne2000_pci.h"
 #include "devices/pci_bus.h"
 #include "devices/pci_firmware_setup.h"
 #include "devices/pic.h"
 #include "devices/piix3_isa_bridge.h"
 #include "devices/pit.h"
 #include "devices/post_port.h"
-#include "devices/system_control_port.h"
-#include "devices/ne2000_isa.h"
-#include "devices/ne2000_pci.h"
 #include "devices/shared_irq_line.h"
+#include "devices/system_control_port.h"
 #include "devices/uart.h"
 #include "harness/disassembler.h"
 #include "harness/monitor.h"
@@ -42,7 +42,7 @@ constexpr ComPort kComPorts[4] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}
 struct PcBoard::Wiring {
   Pic* pic = nullptr;
   PciBus* pci = nullptr;
-  std::map<unsigned, Hub*> hubs;  // by VLAN number
+  std::map<unsigned, Hub*> hubs;           // by VLAN number
   std::map<int, SharedIrqLine*> pci_irqs;  // by ISA IRQ: PCI functions share them
   std::vector<Uart*> uarts;
   // PCI functions without I/O registers of their own live in the bus's
@@ -92,8 +92,8 @@ void PcBoard::build_devices() {
   Pit& pit = m.add_device<Pit>(m.scheduler(), m.clock(), IrqLine{&pic, 0});
   pit.map_into(m.ports());
 
-  CmosRtc& rtc = m.add_device<CmosRtc>(m.scheduler(), m.clock(), m_host, IrqLine{&pic, 8}, m_options.ram_bytes,
-                                       m_options.rtc_base_ns);
+  CmosRtc& rtc = m.add_device<CmosRtc>(m.scheduler(), m.clock(), m_host, IrqLine{&pic, 8},
+                                       m_options.ram_bytes, m_options.rtc_base_ns);
   rtc.map_into(m.ports());
 
   PostPort& post = m.add_device<PostPort>();
@@ -152,7 +152,9 @@ void PcBoard::build_network() {
     Hub& hub = hub_for(n.vlan);
     switch (n.kind) {
       case NetOption::Kind::nic: {
-        const std::string model = !n.model.empty() ? n.model : m_options.machine == "isapc" ? "ne2k_isa" : "ne2k_pci";
+        const std::string model = !n.model.empty()               ? n.model
+                                  : m_options.machine == "isapc" ? "ne2k_isa"
+                                                                 : "ne2k_pci";
         const std::string name = client_name(n, model);
         Dp8390::MacAddress mac = Dp8390::kDefaultMac;
         mac[5] = static_cast<u8>(mac[5] + nic_index);
@@ -167,7 +169,7 @@ void PcBoard::build_network() {
           SharedIrqLine*& line = m_wiring->pci_irqs[irq];
           if (!line && irq >= 0) {
             line = &m.add_device<SharedIrqLine>("pci_irq." + std::to_string(irq),
-                                                 IrqLine{m_wiring->pic, static_cast<unsigned>(irq)});
+                                                IrqLine{m_wiring->pic, static_cast<unsigned>(irq)});
           }
           const IrqLine intx = line ? line->source(slot) : IrqLine{};
           auto& pci_nic = m.add_device<Ne2000Pci>(name, slot, mac, m.ports(), intx);
@@ -192,7 +194,7 @@ void PcBoard::build_network() {
         } else {
           SocketBackend::Config c;
           c.mode = n.socket_mode == NetOption::SocketMode::listen ? SocketBackend::Mode::listen
-                                                                   : SocketBackend::Mode::connect;
+                                                                  : SocketBackend::Mode::connect;
           c.host = n.host;
           c.port = n.port;
           auto& b = m.add_device<SocketBackend>(name, m, c);

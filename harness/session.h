@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -14,6 +15,13 @@ class BadInput : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Runs a verb: returns what `body` returns, or, for the errors any verb can
+// meet, prints one line on stderr and returns its exit status (2 for bad
+// input of any kind, 4 for a replay divergence); a help request prints on
+// stdout and returns 0. `options_origin` prefixes option errors (a replay
+// names the journal whose recorded options are bad).
+int run_reporting_errors(const std::function<int()>& body, const std::string& options_origin = {});
 
 // Set by SIGINT/SIGTERM; the machine loop polls it at boundaries.
 const std::atomic<bool>* install_stop_signals();

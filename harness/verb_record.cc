@@ -30,7 +30,7 @@ int verb_record(const std::vector<std::string>& args_in) {
     std::fputs("reel: record: -o FILE is required (the journal to write)\n", stderr);
     return kExitBadInput;
   }
-  try {
+  return run_reporting_errors([&] {
     MachineOptions opts = parse_machine_options(args);
     const u64 seed = opts.seed.value_or(random_seed());
     JournalHeader header;
@@ -43,17 +43,14 @@ int verb_record(const std::vector<std::string>& args_in) {
     PcBoard board(opts, host, seed);
     const RunEnd end = board.run(install_stop_signals());
     std::fprintf(stderr, "reel: recorded %s\nreel: end %s\n", out_path.c_str(), describe_end(end).c_str());
+    if (host.writer().failed()) {
+      // The run went on, but the journal stops where writing failed (disk
+      // full): a recording command that did not record is a failure.
+      std::fprintf(stderr, "reel: %s is incomplete: %s\n", out_path.c_str(), host.writer().error().c_str());
+      return kExitBadInput;
+    }
     return end.status;
-  } catch (const OptionError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const BadInput& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const HostError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const JournalError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  }
-  return kExitBadInput;
+  });
 }
 
 }  // namespace reel

@@ -16,7 +16,8 @@ int verb_replay(const std::vector<std::string>& args) {
     if (a == "--allow-truncated" || a == "-allow-truncated") {
       read_options.allow_truncated = true;
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "reel: replay: unknown option '%s' (the journal holds the machine options)\n", a.c_str());
+      std::fprintf(stderr, "reel: replay: unknown option '%s' (the journal holds the machine options)\n",
+                   a.c_str());
       return kExitBadInput;
     } else if (path.empty()) {
       path = a;
@@ -29,37 +30,27 @@ int verb_replay(const std::vector<std::string>& args) {
     std::fputs("reel: replay: which journal? usage: reel replay FILE\n", stderr);
     return kExitBadInput;
   }
-  try {
-    const JournalReader journal = JournalReader::open(path, read_options);
-    MachineOptions opts = parse_machine_options(journal.header().argv);
-    opts.checkpoint_interval = journal.header().checkpoint_interval;
-    ReplayingHostIO host(journal, path);
-    PcBoard board(opts, host, journal.header().seed);
-    const RunEnd end = board.run(install_stop_signals());
-    std::fprintf(stderr, "reel: replay verified %llu events and %llu checkpoints\nreel: end %s\n",
-                 static_cast<unsigned long long>(host.events_consumed()),
-                 static_cast<unsigned long long>(host.checkpoints_verified()), describe_end(end).c_str());
-    if (!journal.has_end()) {
-      std::fprintf(stderr, "reel: note: %s has no end record (the recording was cut short); replayed up to its last event\n",
-                   path.c_str());
-    }
-    if (host.recorded_end()) return host.recorded_end()->status;
-    return end.status;
-  } catch (const ReplayDivergence& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-    return kExitDivergence;
-  } catch (const JournalError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const InputFileError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const OptionError& e) {
-    std::fprintf(stderr, "reel: %s: recorded options: %s\n", path.c_str(), e.what());
-  } catch (const BadInput& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const HostError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  }
-  return kExitBadInput;
+  return run_reporting_errors(
+      [&] {
+        const JournalReader journal = JournalReader::open(path, read_options);
+        MachineOptions opts = parse_machine_options(journal.header().argv);
+        opts.checkpoint_interval = journal.header().checkpoint_interval;
+        ReplayingHostIO host(journal, path);
+        PcBoard board(opts, host, journal.header().seed);
+        const RunEnd end = board.run(install_stop_signals());
+        std::fprintf(stderr, "reel: replay verified %llu events and %llu checkpoints\nreel: end %s\n",
+                     static_cast<unsigned long long>(host.events_consumed()),
+                     static_cast<unsigned long long>(host.checkpoints_verified()), describe_end(end).c_str());
+        if (!journal.has_end()) {
+          std::fprintf(stderr,
+                       "reel: note: %s has no end record (the recording was cut short); replayed up to its "
+                       "last event\n",
+                       path.c_str());
+        }
+        if (host.recorded_end()) return host.recorded_end()->status;
+        return end.status;
+      },
+      path + ": recorded options");
 }
 
 }  // namespace reel

@@ -18,21 +18,14 @@ int verb_run(const std::vector<std::string>& args_in) {
       args.push_back(a);
     }
   }
-  try {
+  return run_reporting_errors([&] {
     const MachineOptions opts = parse_machine_options(args);
     LiveHostIO host(LiveHostIO::Options{.pacing = opts.icount_sleep});
     PcBoard board(opts, host, opts.seed.value_or(0));
     const RunEnd end = board.run(install_stop_signals());
     if (summary) std::fprintf(stderr, "reel: end %s\n", describe_end(end).c_str());
     return end.status;
-  } catch (const OptionError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const BadInput& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const HostError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  }
-  return kExitBadInput;
+  });
 }
 
 }  // namespace reel

@@ -40,7 +40,9 @@ PcapDump::PcapDump(std::string name, Machine& machine, std::string path, u32 sna
   m_machine.host().console_write(m_channel, header);
 }
 
-std::string PcapDump::describe_port() const { return "dump to " + m_path + " (len=" + std::to_string(m_snap_length) + ")"; }
+std::string PcapDump::describe_port() const {
+  return "dump to " + m_path + " (len=" + std::to_string(m_snap_length) + ")";
+}
 
 void PcapDump::receive_frame(std::span<const u8> frame) {
   const u64 ns = m_machine.clock().now_ns();

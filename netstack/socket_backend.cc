@@ -32,7 +32,8 @@ SocketBackend::SocketBackend(std::string name, Machine& machine, Config config)
 SocketBackend::~SocketBackend() = default;
 
 size_t SocketBackend::peer_count() const {
-  return static_cast<size_t>(std::count_if(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.connected; }));
+  return static_cast<size_t>(
+      std::count_if(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.connected; }));
 }
 
 std::string SocketBackend::describe_port() const {
@@ -150,7 +151,8 @@ bool SocketBackend::take_frames(Peer& peer) {
   std::vector<u8> inbox = std::move(peer.inbox);
   peer.inbox.clear();
   while (inbox.size() - pos >= 4) {
-    const u32 len = u32{inbox[pos]} << 24 | u32{inbox[pos + 1]} << 16 | u32{inbox[pos + 2]} << 8 | inbox[pos + 3];
+    const u32 len =
+        u32{inbox[pos]} << 24 | u32{inbox[pos + 1]} << 16 | u32{inbox[pos + 2]} << 8 | inbox[pos + 3];
     if (len > kMaxWireFrame) return false;
     if (inbox.size() - pos - 4 < len) break;
     const std::span<const u8> frame(inbox.data() + pos + 4, len);
@@ -170,7 +172,8 @@ bool SocketBackend::take_frames(Peer& peer) {
     }
     transmit(frame);
   }
-  if (Peer* p = find_peer(socket)) p->inbox.assign(inbox.begin() + static_cast<std::ptrdiff_t>(pos), inbox.end());
+  if (Peer* p = find_peer(socket))
+    p->inbox.assign(inbox.begin() + static_cast<std::ptrdiff_t>(pos), inbox.end());
   return true;
 }
 

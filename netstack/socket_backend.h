@@ -64,8 +64,9 @@ class SocketBackend : public Component, public FramePort {
     u64 reconnects = 0;
     template <class Archive>
     void serialize(Archive& ar) {
-      ar(REEL_FIELD(frames_in), REEL_FIELD(frames_out), REEL_FIELD(dropped_empty), REEL_FIELD(dropped_oversize),
-         REEL_FIELD(dropped_congested), REEL_FIELD(garbage_disconnects), REEL_FIELD(reconnects));
+      ar(REEL_FIELD(frames_in), REEL_FIELD(frames_out), REEL_FIELD(dropped_empty),
+         REEL_FIELD(dropped_oversize), REEL_FIELD(dropped_congested), REEL_FIELD(garbage_disconnects),
+         REEL_FIELD(reconnects));
     }
   };
   const Counters& counters() const { return m_counters; }
@@ -73,8 +74,8 @@ class SocketBackend : public Component, public FramePort {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(REEL_FIELD(m_listening), REEL_FIELD(m_listen_socket), REEL_FIELD(m_peers), REEL_FIELD(m_retry_ns), REEL_FIELD(m_ever_connected),
-       REEL_FIELD(m_counters));
+    ar(REEL_FIELD(m_listening), REEL_FIELD(m_listen_socket), REEL_FIELD(m_peers), REEL_FIELD(m_retry_ns),
+       REEL_FIELD(m_ever_connected), REEL_FIELD(m_counters));
   }
 
  private:
@@ -87,8 +88,8 @@ class SocketBackend : public Component, public FramePort {
     bool blocked = false;    // the host took less than offered: wait for `writable`
     template <class Archive>
     void serialize(Archive& ar) {
-      ar(REEL_FIELD(socket), REEL_FIELD(address), REEL_FIELD(connected), REEL_FIELD(inbox), REEL_FIELD(outbox),
-         REEL_FIELD(blocked));
+      ar(REEL_FIELD(socket), REEL_FIELD(address), REEL_FIELD(connected), REEL_FIELD(inbox),
+         REEL_FIELD(outbox), REEL_FIELD(blocked));
     }
   };
 

@@ -218,7 +218,8 @@ const char* socket_control_name(SocketControlRecord::Op op) {
 
 bool is_synchronous(EventKind kind) {
   return kind == EventKind::host_time || kind == EventKind::file_read || kind == EventKind::console_open ||
-         kind == EventKind::socket_open || kind == EventKind::socket_send || kind == EventKind::socket_control;
+         kind == EventKind::socket_open || kind == EventKind::socket_send ||
+         kind == EventKind::socket_control;
 }
 
 // ---------------------------------------------------------------- bytes
@@ -505,7 +506,8 @@ SocketOpenRecord decode_socket_open(const JournalEvent& e, const std::string& na
   ByteReader r = payload_reader(e, EventKind::socket_open, name);
   SocketOpenRecord s;
   const u8 kind = r.u8v();
-  if (kind > static_cast<u8>(SocketSpec::Kind::udp_multicast)) r.fail("unknown socket kind " + std::to_string(kind));
+  if (kind > static_cast<u8>(SocketSpec::Kind::udp_multicast))
+    r.fail("unknown socket kind " + std::to_string(kind));
   s.spec.kind = static_cast<SocketSpec::Kind>(kind);
   s.spec.host = r.str();
   const u32 port = r.u32v();
@@ -541,7 +543,8 @@ SocketControlRecord decode_socket_control(const JournalEvent& e, const std::stri
   SocketControlRecord s;
   s.socket = r.u32v();
   const u8 op = r.u8v();
-  if (op > static_cast<u8>(SocketControlRecord::Op::close)) r.fail("unknown socket operation " + std::to_string(op));
+  if (op > static_cast<u8>(SocketControlRecord::Op::close))
+    r.fail("unknown socket operation " + std::to_string(op));
   s.op = static_cast<SocketControlRecord::Op>(op);
   r.expect_done("socket_control event");
   return s;
@@ -550,7 +553,8 @@ SocketEvent decode_socket_event(const JournalEvent& e, const std::string& name) 
   ByteReader r = payload_reader(e, EventKind::socket_event, name);
   SocketEvent s;
   const u8 kind = r.u8v();
-  if (kind > static_cast<u8>(SocketEvent::Kind::error)) r.fail("unknown socket event kind " + std::to_string(kind));
+  if (kind > static_cast<u8>(SocketEvent::Kind::error))
+    r.fail("unknown socket event kind " + std::to_string(kind));
   s.kind = static_cast<SocketEvent::Kind>(kind);
   s.socket = r.u32v();
   s.accepted = r.u32v();

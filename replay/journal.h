@@ -39,18 +39,18 @@ class JournalError : public std::runtime_error {
 inline constexpr u32 kJournalFormatVersion = 3;  // 3 added host sockets; 1 and 2 were never released
 
 enum class EventKind : u8 {
-  host_time = 1,       // i64 ns since the epoch
-  file_read = 2,       // path, ok, size, hash, error, [embedded bytes]
-  console_open = 3,    // channel, console name
-  console_input = 4,   // u32 channel, then the bytes up to the payload end
-  console_digest = 5,  // channel, total bytes so far, running XXH3 of them
-  idle_advance = 6,    // virtual ns to resume at, the timer deadline it had
-  checkpoint = 7,      // machine state hash
-  end = 8,             // RunEnd and the final console digests
-  socket_open = 9,     // the spec asked for and the host's answer
-  socket_send = 10,    // socket, destination, size and XXH3 of the bytes, how many the host took
-  socket_control = 11, // socket, pause/resume/shutdown/close
-  socket_event = 12,   // SocketEvent: accepts, connects, data, datagrams, EOF, errors
+  host_time = 1,        // i64 ns since the epoch
+  file_read = 2,        // path, ok, size, hash, error, [embedded bytes]
+  console_open = 3,     // channel, console name
+  console_input = 4,    // u32 channel, then the bytes up to the payload end
+  console_digest = 5,   // channel, total bytes so far, running XXH3 of them
+  idle_advance = 6,     // virtual ns to resume at, the timer deadline it had
+  checkpoint = 7,       // machine state hash
+  end = 8,              // RunEnd and the final console digests
+  socket_open = 9,      // the spec asked for and the host's answer
+  socket_send = 10,     // socket, destination, size and XXH3 of the bytes, how many the host took
+  socket_control = 11,  // socket, pause/resume/shutdown/close
+  socket_event = 12,    // SocketEvent: accepts, connects, data, datagrams, EOF, errors
 };
 inline constexpr u8 kLastEventKind = static_cast<u8>(EventKind::socket_event);
 

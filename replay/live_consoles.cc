@@ -5,9 +5,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstdio>
-
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -86,7 +85,8 @@ ChannelId LiveConsoles::open(const ConsoleSpec& spec) {
       }
       c->owns_fd = true;
       if (spec.wait_for_client) {
-        std::fprintf(stderr, "reel: waiting for a client on unix:%s (%s)\n", spec.path.c_str(), spec.name.c_str());
+        std::fprintf(stderr, "reel: waiting for a client on unix:%s (%s)\n", spec.path.c_str(),
+                     spec.name.c_str());
         pollfd p{c->listen_fd, POLLIN, 0};
         while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
         }
@@ -117,7 +117,8 @@ LiveConsoles::Digest LiveConsoles::digest(ChannelId channel) const {
 int LiveConsoles::client_fd(ChannelId channel) {
   if (channel >= m_consoles.size()) return -1;
   Console& c = *m_consoles[channel];
-  if (c.fd < 0 && c.listen_fd >= 0) c.fd = ::accept4(c.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (c.fd < 0 && c.listen_fd >= 0)
+    c.fd = ::accept4(c.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   return c.fd;
 }
 

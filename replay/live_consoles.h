@@ -1,8 +1,7 @@
 #pragma once
 
-#include <xxhash.h>
-
 #include <poll.h>
+#include <xxhash.h>
 
 #include <memory>
 #include <span>

@@ -140,7 +140,9 @@ SocketOpenResult LiveHostIO::socket_open(const SocketSpec& spec) {
   m_uses_sockets = true;
   return m_sockets.open(spec);
 }
-size_t LiveHostIO::socket_send(SocketId socket, std::span<const u8> bytes) { return m_sockets.send(socket, bytes); }
+size_t LiveHostIO::socket_send(SocketId socket, std::span<const u8> bytes) {
+  return m_sockets.send(socket, bytes);
+}
 size_t LiveHostIO::socket_send_to(SocketId socket, const SocketAddress& to, std::span<const u8> bytes) {
   return m_sockets.send_to(socket, to, bytes);
 }

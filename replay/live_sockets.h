@@ -41,9 +41,9 @@ class LiveSockets {
     SocketSpec::Kind kind = SocketSpec::Kind::tcp_connect;
     State state = State::open;
     bool paused = false;
-    bool read_eof = false;    // the peer shut its side: stop reading
-    bool want_write = false;  // a send came up short: report `writable`
-    SocketAddress group;      // udp_multicast: where sends go
+    bool read_eof = false;      // the peer shut its side: stop reading
+    bool want_write = false;    // a send came up short: report `writable`
+    SocketAddress group;        // udp_multicast: where sends go
     std::string pending_error;  // a send failed: reported at the next poll
   };
   short wanted_events(const Socket& s) const;

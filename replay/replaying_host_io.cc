@@ -164,8 +164,8 @@ SocketOpenResult ReplayingHostIO::socket_open(const SocketSpec& spec) {
 }
 
 size_t ReplayingHostIO::replay_send(SocketId socket, const SocketAddress* to, std::span<const u8> bytes) {
-  const std::string what = "socket_send of " + std::to_string(bytes.size()) + " bytes to socket " +
-                           std::to_string(socket);
+  const std::string what =
+      "socket_send of " + std::to_string(bytes.size()) + " bytes to socket " + std::to_string(socket);
   const SocketSendRecord r = decode_socket_send(expect(EventKind::socket_send, what), m_name);
   const u64 hash = XXH3_64bits(bytes.data(), bytes.size());
   const bool same_to = r.has_to == (to != nullptr) && (!to || r.to == *to);
@@ -187,7 +187,8 @@ size_t ReplayingHostIO::socket_send_to(SocketId socket, const SocketAddress& to,
 }
 
 void ReplayingHostIO::replay_control(SocketId socket, SocketControlRecord::Op op) {
-  const std::string what = std::string("socket ") + socket_control_name(op) + " of socket " + std::to_string(socket);
+  const std::string what =
+      std::string("socket ") + socket_control_name(op) + " of socket " + std::to_string(socket);
   const SocketControlRecord r = decode_socket_control(expect(EventKind::socket_control, what), m_name);
   if (r.socket != socket || r.op != op) {
     diverge(std::string("the recording did a socket ") + socket_control_name(r.op) + " of socket " +
@@ -198,8 +199,12 @@ void ReplayingHostIO::replay_control(SocketId socket, SocketControlRecord::Op op
 void ReplayingHostIO::socket_pause(SocketId socket, bool paused) {
   replay_control(socket, paused ? SocketControlRecord::Op::pause : SocketControlRecord::Op::resume);
 }
-void ReplayingHostIO::socket_shutdown(SocketId socket) { replay_control(socket, SocketControlRecord::Op::shutdown); }
-void ReplayingHostIO::socket_close(SocketId socket) { replay_control(socket, SocketControlRecord::Op::close); }
+void ReplayingHostIO::socket_shutdown(SocketId socket) {
+  replay_control(socket, SocketControlRecord::Op::shutdown);
+}
+void ReplayingHostIO::socket_close(SocketId socket) {
+  replay_control(socket, SocketControlRecord::Op::close);
+}
 
 u64 ReplayingHostIO::next_stop_icount() {
   const auto& ev = m_journal.events();

@@ -69,8 +69,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool listen = size > 0 && (data[0] & 1);
   auto& backend = m.add_device<reel::SocketBackend>(
       "socket.0", m,
-      reel::SocketBackend::Config{listen ? reel::SocketBackend::Mode::listen : reel::SocketBackend::Mode::connect,
-                                  "127.0.0.1", 1234});
+      reel::SocketBackend::Config{
+          listen ? reel::SocketBackend::Mode::listen : reel::SocketBackend::Mode::connect, "127.0.0.1",
+          1234});
   Sink sink;
   hub.attach(backend, "socket.0");
   hub.attach(sink, "sink");

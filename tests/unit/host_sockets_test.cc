@@ -135,7 +135,8 @@ TEST(LiveSockets, MulticastOnLoopback) {
   // Both members hear it, the sender included (loopback on).
   std::vector<SocketId> heard;
   for (const auto& e : events) {
-    if (e.kind == SocketEvent::Kind::datagram && e.bytes == std::vector<u8>(frame, frame + 4)) heard.push_back(e.socket);
+    if (e.kind == SocketEvent::Kind::datagram && e.bytes == std::vector<u8>(frame, frame + 4))
+      heard.push_back(e.socket);
   }
   EXPECT_EQ(heard, (std::vector<SocketId>{a.id, b.id}));
 }
@@ -177,8 +178,8 @@ struct Rig {
     machine->memory().write(0x1000, code);
     machine->cpu().enter_flat_protected_mode(0x1000);
     hub = &machine->add_device<Hub>(0);
-    backend = &machine->add_device<SocketBackend>("socket.0", *machine,
-                                                 SocketBackend::Config{SocketBackend::Mode::listen, "127.0.0.1", 0});
+    backend = &machine->add_device<SocketBackend>(
+        "socket.0", *machine, SocketBackend::Config{SocketBackend::Mode::listen, "127.0.0.1", 0});
     echo = std::make_unique<EchoPort>(*machine);
     hub->attach(*backend, "socket.0");
     hub->attach(*echo, "echo");
@@ -223,7 +224,8 @@ TEST(SocketBackendReplay, RecordedPeerSessionReplaysWithoutSockets) {
       // In two pieces, split inside a length field.
       ASSERT_EQ(::write(fd, stream.data(), 70), 70);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      ASSERT_EQ(::write(fd, stream.data() + 70, stream.size() - 70), static_cast<ssize_t>(stream.size() - 70));
+      ASSERT_EQ(::write(fd, stream.data() + 70, stream.size() - 70),
+                static_cast<ssize_t>(stream.size() - 70));
       std::vector<u8> in;
       u8 buf[4096];
       while (echoes_seen_by_peer.size() < 3) {

@@ -29,7 +29,8 @@ class NetScenarios : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* guest : {"netpeer", "netinfo"}) {
-      if (access(guest_path(guest).c_str(), R_OK) != 0) GTEST_SKIP() << "guest not built: " << guest_path(guest);
+      if (access(guest_path(guest).c_str(), R_OK) != 0)
+        GTEST_SKIP() << "guest not built: " << guest_path(guest);
     }
     m_dir = scratch_dir();
   }
@@ -40,9 +41,9 @@ class NetScenarios : public ::testing::Test {
     Recorded r;
     r.name = name;
     r.journal = m_dir + "/" + name + ".reel";
-    std::vector<std::string> argv = {reel_binary(), "record", "-o", r.journal, "-kernel", guest_path(guest),
-                                     "-append", append, "-serial", "stdio", "-device",
-                                     "isa-debug-exit,iobase=0xf4,iosize=0x04"};
+    std::vector<std::string> argv = {
+        reel_binary(), "record", "-o",      r.journal, "-kernel", guest_path(guest),
+        "-append",     append,   "-serial", "stdio",   "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"};
     argv.insert(argv.end(), net.begin(), net.end());
     r.process = spawn_process(argv);
     return r;
@@ -68,18 +69,20 @@ class NetScenarios : public ::testing::Test {
   std::string m_dir;
 };
 
-std::vector<std::string> peer_lines(const std::string& first_line, const std::string& ip, const std::string& peer,
-                                    const std::string& peer_mac, int count) {
-  std::vector<std::string> want = {first_line, "net: nic0 ip " + ip + "/24",
-                                   "netpeer: role peer, " + std::to_string(count) + " pings to each of 1 peer(s)",
-                                   "arp " + peer + " is " + peer_mac};
+std::vector<std::string> peer_lines(const std::string& first_line, const std::string& ip,
+                                    const std::string& peer, const std::string& peer_mac, int count) {
+  std::vector<std::string> want = {
+      first_line, "net: nic0 ip " + ip + "/24",
+      "netpeer: role peer, " + std::to_string(count) + " pings to each of 1 peer(s)",
+      "arp " + peer + " is " + peer_mac};
   for (const auto& l : ping_lines(peer, count)) want.push_back(l);
   want.insert(want.end(), {"peer " + peer + ": finished", "netpeer: ok"});
   return want;
 }
 
 TEST_F(NetScenarios, NetinfoSelfTestOnPciAndIsaCards) {
-  Recorded pci = record("netinfo_pci", "netinfo", "", {"-net", "nic,macaddr=" + mac(1), "-net", "nic,macaddr=" + mac(2)});
+  Recorded pci = record("netinfo_pci", "netinfo", "",
+                        {"-net", "nic,macaddr=" + mac(1), "-net", "nic,macaddr=" + mac(2)});
   const ProcessResult p = wait_process(pci.process, kGuestTimeout);
   EXPECT_EQ(p.status, 1) << describe(p);
   EXPECT_TRUE(has_lines_in_order(
@@ -91,12 +94,13 @@ TEST_F(NetScenarios, NetinfoSelfTestOnPciAndIsaCards) {
       << describe(p);
   expect_replays(pci, p);
 
-  Recorded isa = record("netinfo_isa", "netinfo", "width=8", {"-M", "isapc", "-net", "nic,macaddr=" + mac(3)});
+  Recorded isa =
+      record("netinfo_isa", "netinfo", "width=8", {"-M", "isapc", "-net", "nic,macaddr=" + mac(3)});
   const ProcessResult i = wait_process(isa.process, kGuestTimeout);
   EXPECT_EQ(i.status, 1) << describe(i);
-  EXPECT_TRUE(has_lines_in_order(i.out, {"netinfo: 1 card(s)", "nic0: ne2k_isa io 300 irq 9",
-                                         "nic0: self-test ok", "nic0: ring self-test ok",
-                                         "nic0: transmit ok, completion interrupt seen", "netinfo: ok"}))
+  EXPECT_TRUE(has_lines_in_order(
+      i.out, {"netinfo: 1 card(s)", "nic0: ne2k_isa io 300 irq 9", "nic0: self-test ok",
+              "nic0: ring self-test ok", "nic0: transmit ok, completion interrupt seen", "netinfo: ok"}))
       << describe(i);
   expect_replays(isa, i);
 }
@@ -118,8 +122,9 @@ TEST_F(NetScenarios, TwoGuestsOverSocketListenConnect) {
                                  "10.0.2.15", "10.0.2.16", mac(2), 4);
   EXPECT_TRUE(has_lines_in_order(ra.out, want_a)) << describe(ra);
   EXPECT_EQ(lines_of(ra.out).size(), want_a.size()) << describe(ra);
-  EXPECT_TRUE(has_lines_in_order(rb.out, peer_lines("net: nic0 ne2k_pci 00:03.0 io c000 irq 11 mac 52:54:00:00:00:02 16-bit",
-                                                    "10.0.2.16", "10.0.2.15", mac(1), 4)))
+  EXPECT_TRUE(has_lines_in_order(
+      rb.out, peer_lines("net: nic0 ne2k_pci 00:03.0 io c000 irq 11 mac 52:54:00:00:00:02 16-bit",
+                         "10.0.2.16", "10.0.2.15", mac(1), 4)))
       << describe(rb);
   EXPECT_NE(ra.err.find("socket.0: connection from 127.0.0.1:"), std::string::npos) << describe(ra);
   expect_replays(a, ra);
@@ -162,11 +167,13 @@ TEST_F(NetScenarios, TwoNicsOnTwoVlans) {
   ASSERT_GT(port0, 0);
   ASSERT_GT(port1, 0);
   ASSERT_NE(port0, port1);
-  const std::string link0 = "127.0.0.1:" + std::to_string(port0), link1 = "127.0.0.1:" + std::to_string(port1);
-  Recorded x = record("two_nics", "netpeer",
-                      "ip0=10.0.2.15 ip1=10.0.3.15 peer=10.0.2.16,10.0.3.16 isolate=1 count=3 wait=2000 timeout=40",
-                      {"-net", "nic,vlan=0,macaddr=" + mac(1), "-net", "socket,vlan=0,listen=" + link0, "-net",
-                       "nic,vlan=1,macaddr=" + mac(0x11), "-net", "socket,vlan=1,listen=" + link1});
+  const std::string link0 = "127.0.0.1:" + std::to_string(port0),
+                    link1 = "127.0.0.1:" + std::to_string(port1);
+  Recorded x =
+      record("two_nics", "netpeer",
+             "ip0=10.0.2.15 ip1=10.0.3.15 peer=10.0.2.16,10.0.3.16 isolate=1 count=3 wait=2000 timeout=40",
+             {"-net", "nic,vlan=0,macaddr=" + mac(1), "-net", "socket,vlan=0,listen=" + link0, "-net",
+              "nic,vlan=1,macaddr=" + mac(0x11), "-net", "socket,vlan=1,listen=" + link1});
   ASSERT_TRUE(wait_listening(port0, x.process) && wait_listening(port1, x.process))
       << describe(stop_process(x.process));
   Recorded y = record("vlan0_peer", "netpeer", "ip=10.0.2.16 peer=10.0.2.15 count=3 wait=2000 timeout=40",
@@ -196,21 +203,24 @@ TEST_F(NetScenarios, IsaCardsOnIsapc) {
   ASSERT_GT(port, 0);
   const std::string link = "127.0.0.1:" + std::to_string(port);
   // -M isapc makes ne2k_isa the default model.
-  Recorded a = record("isa_listen", "netpeer", "nic=isa io=0x300 irq=9 ip=10.0.2.15 peer=10.0.2.16 count=3 wait=2000 timeout=40",
+  Recorded a = record("isa_listen", "netpeer",
+                      "nic=isa io=0x300 irq=9 ip=10.0.2.15 peer=10.0.2.16 count=3 wait=2000 timeout=40",
                       {"-M", "isapc", "-net", "nic,macaddr=" + mac(1), "-net", "socket,listen=" + link});
   ASSERT_TRUE(wait_listening(port, a.process)) << describe(stop_process(a.process));
-  Recorded b = record("isa_connect", "netpeer", "ip=10.0.2.16 peer=10.0.2.15 width=8 count=3 wait=2000 timeout=40",
-                      {"-M", "isapc", "-net", "nic,model=ne2k_isa,macaddr=" + mac(2), "-net", "socket,connect=" + link});
+  Recorded b = record(
+      "isa_connect", "netpeer", "ip=10.0.2.16 peer=10.0.2.15 width=8 count=3 wait=2000 timeout=40",
+      {"-M", "isapc", "-net", "nic,model=ne2k_isa,macaddr=" + mac(2), "-net", "socket,connect=" + link});
   const ProcessResult rb = wait_process(b.process, kGuestTimeout);
   const ProcessResult ra = wait_process(a.process, kGuestTimeout);
   ASSERT_EQ(ra.status, 1) << describe(ra);
   ASSERT_EQ(rb.status, 1) << describe(rb);
-  EXPECT_TRUE(has_lines_in_order(ra.out, peer_lines("net: nic0 ne2k_isa io 300 irq 9 mac 52:54:00:00:00:01 16-bit",
-                                                    "10.0.2.15", "10.0.2.16", mac(2), 3)))
+  EXPECT_TRUE(
+      has_lines_in_order(ra.out, peer_lines("net: nic0 ne2k_isa io 300 irq 9 mac 52:54:00:00:00:01 16-bit",
+                                            "10.0.2.15", "10.0.2.16", mac(2), 3)))
       << describe(ra);
   EXPECT_TRUE(has_lines_in_order(
-      rb.out, peer_lines("net: nic0 ne2k_isa io 300 irq 9 mac 52:54:00:00:00:02 16-bit byte-mode", "10.0.2.16",
-                         "10.0.2.15", mac(1), 3)))
+      rb.out, peer_lines("net: nic0 ne2k_isa io 300 irq 9 mac 52:54:00:00:00:02 16-bit byte-mode",
+                         "10.0.2.16", "10.0.2.15", mac(1), 3)))
       << describe(rb);
   expect_replays(a, ra);
   expect_replays(b, rb);
@@ -222,10 +232,11 @@ TEST_F(NetScenarios, ReelGuestAndQemuGuestShareAVlan) {
   const int port = free_port(SOCK_STREAM);
   ASSERT_GT(port, 0);
   const std::string link = "127.0.0.1:" + std::to_string(port);
-  BackgroundProcess q = spawn_process({qemu, "-display", "none", "-serial", "stdio", "-no-reboot", "-device",
-                                       "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", guest_path("netpeer"),
-                                       "-append", "ip=10.0.2.15 peer=10.0.2.16 count=4 wait=2000 timeout=40", "-net",
-                                       "nic,model=ne2k_pci,macaddr=" + mac(1), "-net", "socket,listen=" + link});
+  BackgroundProcess q =
+      spawn_process({qemu, "-display", "none", "-serial", "stdio", "-no-reboot", "-device",
+                     "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", guest_path("netpeer"), "-append",
+                     "ip=10.0.2.15 peer=10.0.2.16 count=4 wait=2000 timeout=40", "-net",
+                     "nic,model=ne2k_pci,macaddr=" + mac(1), "-net", "socket,listen=" + link});
   ASSERT_TRUE(wait_listening(port, q)) << describe(stop_process(q));
   Recorded r = record("with_qemu", "netpeer", "ip=10.0.2.16 peer=10.0.2.15 count=4 wait=2000 timeout=40",
                       {"-net", "nic,macaddr=" + mac(2), "-net", "socket,connect=" + link});
@@ -233,8 +244,9 @@ TEST_F(NetScenarios, ReelGuestAndQemuGuestShareAVlan) {
   const ProcessResult rq = wait_process(q, kGuestTimeout);
   EXPECT_EQ(rq.status, 1) << describe(rq);
   ASSERT_EQ(rr.status, 1) << describe(rr);
-  EXPECT_TRUE(has_lines_in_order(rr.out, peer_lines("net: nic0 ne2k_pci 00:03.0 io c000 irq 11 mac 52:54:00:00:00:02 16-bit",
-                                                    "10.0.2.16", "10.0.2.15", mac(1), 4)))
+  EXPECT_TRUE(has_lines_in_order(
+      rr.out, peer_lines("net: nic0 ne2k_pci 00:03.0 io c000 irq 11 mac 52:54:00:00:00:02 16-bit",
+                         "10.0.2.16", "10.0.2.15", mac(1), 4)))
       << describe(rr);
   EXPECT_TRUE(has_lines_in_order(rq.out, ping_lines("10.0.2.16", 4))) << describe(rq);
   expect_replays(r, rr);
@@ -247,13 +259,15 @@ TEST_F(NetScenarios, ConnectorRecoversWhenTheListenerRestarts) {
   const int port = free_port(SOCK_STREAM);
   ASSERT_GT(port, 0);
   const std::string link = "127.0.0.1:" + std::to_string(port);
-  const std::vector<std::string> server_net = {"-net", "nic,macaddr=" + mac(1), "-net", "socket,listen=" + link};
+  const std::vector<std::string> server_net = {"-net", "nic,macaddr=" + mac(1), "-net",
+                                               "socket,listen=" + link};
   const std::string server_args = "ip=10.0.2.15 peer=10.0.2.16 role=server timeout=40";
   Recorded first = record("server_first", "netpeer", server_args, server_net);
   ASSERT_TRUE(wait_listening(port, first.process)) << describe(stop_process(first.process));
-  Recorded client = record("client", "netpeer",
-                           "ip=10.0.2.16 peer=10.0.2.15 role=client count=12 interval=200 wait=500 timeout=40",
-                           {"-net", "nic,macaddr=" + mac(2), "-net", "socket,connect=" + link});
+  Recorded client =
+      record("client", "netpeer",
+             "ip=10.0.2.16 peer=10.0.2.15 role=client count=12 interval=200 wait=500 timeout=40",
+             {"-net", "nic,macaddr=" + mac(2), "-net", "socket,connect=" + link});
   bool saw_third = false;
   for (int i = 0; i < 1500 && !saw_third; ++i) {
     saw_third = output_so_far(client.process).find("seq=3 ok") != std::string::npos;
@@ -269,11 +283,12 @@ TEST_F(NetScenarios, ConnectorRecoversWhenTheListenerRestarts) {
   EXPECT_EQ(rs.status, 1) << describe(rs);
   ASSERT_EQ(rc.status, 1) << describe(rc);
   EXPECT_NE(rc.out.find(" timeout"), std::string::npos) << "no ping was lost while the server was away\n"
-                                                         << describe(rc);
+                                                        << describe(rc);
   EXPECT_TRUE(has_lines_in_order(rc.out, {"ping 10.0.2.15 seq=3 ok", "ping 10.0.2.15: 12/12 replies, rtt ok",
                                           "peer 10.0.2.15: finished", "netpeer: ok"}))
       << describe(rc);
-  EXPECT_NE(rc.err.find("socket.0: lost 127.0.0.1:" + std::to_string(port)), std::string::npos) << describe(rc);
+  EXPECT_NE(rc.err.find("socket.0: lost 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << describe(rc);
   EXPECT_NE(rc.err.find("socket.0: connected to 127.0.0.1:" + std::to_string(port)), std::string::npos)
       << describe(rc);
   // All three recordings replay, the interrupted one up to where it was cut.

@@ -5,6 +5,7 @@
 // line matching on guest output.
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,8 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/unit/reel_process.h"
 
@@ -50,12 +49,14 @@ inline std::vector<std::string> lines_of(const std::string& text) {
 }
 
 // The lines of `want` appear in `out` in this order (others may sit between).
-inline ::testing::AssertionResult has_lines_in_order(const std::string& out, const std::vector<std::string>& want) {
+inline ::testing::AssertionResult has_lines_in_order(const std::string& out,
+                                                     const std::vector<std::string>& want) {
   const std::vector<std::string> got = lines_of(out);
   size_t at = 0;
   for (const auto& line : want) {
     while (at < got.size() && got[at] != line) ++at;
-    if (at == got.size()) return ::testing::AssertionFailure() << "missing (or out of order): '" << line << "'";
+    if (at == got.size())
+      return ::testing::AssertionFailure() << "missing (or out of order): '" << line << "'";
     ++at;
   }
   return ::testing::AssertionSuccess();
@@ -150,8 +151,10 @@ inline std::string describe(const ProcessResult& r) { return "stdout:\n" + r.out
 // The lines a successful netpeer prints about pinging one peer.
 inline std::vector<std::string> ping_lines(const std::string& peer, int count) {
   std::vector<std::string> lines;
-  for (int seq = 1; seq <= count; ++seq) lines.push_back("ping " + peer + " seq=" + std::to_string(seq) + " ok");
-  lines.push_back("ping " + peer + ": " + std::to_string(count) + "/" + std::to_string(count) + " replies, rtt ok");
+  for (int seq = 1; seq <= count; ++seq)
+    lines.push_back("ping " + peer + " seq=" + std::to_string(seq) + " ok");
+  lines.push_back("ping " + peer + ": " + std::to_string(count) + "/" + std::to_string(count) +
+                  " replies, rtt ok");
   return lines;
 }
 
