@@ -18,34 +18,10 @@
 #include "devices/pit.h"
 #include "devices/post_port.h"
 #include "devices/uart.h"
-
-namespace {
-
-class NullHost : public reel::HostIO {
- public:
-  void attach(const reel::VirtualClock*, std::function<reel::u64()>) override {}
-  reel::i64 host_time_ns() override { return 1700000000ll * 1000000000ll; }
-  reel::HostFile read_file(const std::string&) override { return {}; }
-  reel::ChannelId open_console(const reel::ConsoleSpec&) override { return 0; }
-  void console_write(reel::ChannelId, std::span<const reel::u8>) override {}
-  reel::SocketOpenResult socket_open(const reel::SocketSpec&) override { return {}; }
-  size_t socket_send(reel::SocketId, std::span<const reel::u8>) override { return 0; }
-  size_t socket_send_to(reel::SocketId, const reel::SocketAddress&, std::span<const reel::u8>) override {
-    return 0;
-  }
-  void socket_pause(reel::SocketId, bool) override {}
-  void socket_shutdown(reel::SocketId) override {}
-  void socket_close(reel::SocketId) override {}
-  reel::u64 next_stop_icount() override { return reel::kNever; }
-  bool boundary(reel::InputSink&) override { return true; }
-  std::optional<reel::u64> idle(std::optional<reel::u64> d) override { return d; }
-  void finish(const reel::RunEnd&) override {}
-};
-
-}  // namespace
+#include "tests/fuzz/null_host_io.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  NullHost host;
+  reel::fuzz::NullHostIO host;
   reel::MachineConfig config;
   config.ram_bytes = 4u << 20;
   reel::Machine m(config, host);
@@ -53,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pic.map_into(m.ports());
   m.cpu().set_interrupt_controller(&pic);
   m.add_device<reel::Pit>(m.scheduler(), m.clock(), reel::IrqLine{&pic, 0}).map_into(m.ports());
-  m.add_device<reel::CmosRtc>(m.scheduler(), m.clock(), host, reel::IrqLine{&pic, 8}, config.ram_bytes, std::nullopt)
+  m.add_device<reel::CmosRtc>(m.scheduler(), m.clock(), host, reel::IrqLine{&pic, 8}, config.ram_bytes,
+                              std::nullopt)
       .map_into(m.ports());
   auto& uart = m.add_device<reel::Uart>("uart.0", m.scheduler(), m.clock(), host, 0, reel::IrqLine{&pic, 4});
   uart.map_into(m.ports(), 0x3f8);
@@ -66,9 +43,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pci.attach(&isa_bridge);
   reel::assign_pci_resources(pci, isa_bridge);
 
-  static const uint16_t kPorts[] = {0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x70,
-                                    0x71, 0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0xcf8, 0xcfc,
-                                    0xcfd, 0xcfe, 0xcff, 0x80};
+  static const uint16_t kPorts[] = {0x20,  0x21,  0xa0,  0xa1,  0x4d0, 0x4d1, 0x40,  0x41,  0x42,
+                                    0x43,  0x61,  0x70,  0x71,  0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc,
+                                    0x3fd, 0x3fe, 0x3ff, 0xcf8, 0xcfc, 0xcfd, 0xcfe, 0xcff, 0x80};
   size_t i = 0;
   while (i + 3 <= size) {
     const uint8_t op = data[i], sel = data[i + 1], value = data[i + 2];
@@ -76,8 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint16_t port = kPorts[sel % (sizeof kPorts / sizeof kPorts[0])];
     const unsigned width = 1u << (op >> 6 & 1);
     switch (op & 3) {
-      case 0: m.ports().write(port, width, value | (port == 0xcf8 ? 0x80000000u : 0)); break;
-      case 1: (void)m.ports().read(port, width); break;
+      case 0:
+        m.ports().write(port, width, value | (port == 0xcf8 ? 0x80000000u : 0));
+        break;
+      case 1:
+        (void)m.ports().read(port, width);
+        break;
       case 2:
         // Let virtual time pass and due timers fire.
         m.clock().advance_idle_to(m.clock().now_ns() + reel::u64{value} * 10000);

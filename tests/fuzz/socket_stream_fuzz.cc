@@ -10,41 +10,9 @@
 #include "core/machine.h"
 #include "netstack/hub.h"
 #include "netstack/socket_backend.h"
+#include "tests/fuzz/null_host_io.h"
 
 namespace {
-
-class FuzzHost : public reel::HostIO {
- public:
-  size_t take = SIZE_MAX;  // how much of each send the "host" accepts
-  void attach(const reel::VirtualClock*, std::function<reel::u64()>) override {}
-  reel::i64 host_time_ns() override { return 0; }
-  reel::HostFile read_file(const std::string&) override { return {}; }
-  reel::ChannelId open_console(const reel::ConsoleSpec&) override { return 0; }
-  void console_write(reel::ChannelId, std::span<const reel::u8>) override {}
-  reel::SocketOpenResult socket_open(const reel::SocketSpec&) override {
-    reel::SocketOpenResult r;
-    r.ok = true;
-    r.id = m_next++;
-    return r;
-  }
-  size_t socket_send(reel::SocketId, std::span<const reel::u8> bytes) override {
-    return bytes.size() < take ? bytes.size() : take;
-  }
-  size_t socket_send_to(reel::SocketId, const reel::SocketAddress&, std::span<const reel::u8> b) override {
-    return b.size();
-  }
-  void socket_pause(reel::SocketId, bool) override {}
-  void socket_shutdown(reel::SocketId) override {}
-  void socket_close(reel::SocketId) override {}
-  reel::u64 next_stop_icount() override { return reel::kNever; }
-  bool boundary(reel::InputSink&) override { return true; }
-  std::optional<reel::u64> idle(std::optional<reel::u64> d) override { return d; }
-  void finish(const reel::RunEnd&) override {}
-  reel::SocketId next_id() const { return m_next; }
-
- private:
-  reel::SocketId m_next = 0;
-};
 
 // Counts frames and answers some of them, so sends happen from inside
 // deliveries.
@@ -61,7 +29,7 @@ class Sink : public reel::FramePort {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  FuzzHost host;
+  reel::fuzz::NullHostIO host;
   reel::MachineConfig config;
   config.ram_bytes = 2u << 20;
   reel::Machine m(config, host);
