@@ -212,8 +212,10 @@ TEST_F(NetGuestsUnderQemu, BridgedVlansAreReportedAsLeaking) {
   EXPECT_EQ(rx.status, 7) << "netpeer fails with code 3 (status 7)\n" << describe(rx);
   EXPECT_TRUE(has_lines_in_order(rx.out, {"netpeer: FAIL VLAN isolation"})) << describe(rx);
   EXPECT_NE(rx.out.find("frame(s) from outside its VLAN"), std::string::npos) << describe(rx);
-  EXPECT_EQ(ry.status, 1) << describe(ry);
-  EXPECT_EQ(rz.status, 1) << describe(rz);
+  // The peers finish or give up on their own (the failing guest may exit
+  // before acknowledging their done): either way they end, not hang.
+  EXPECT_TRUE(ry.status == 1 || ry.status == 7) << describe(ry);
+  EXPECT_TRUE(rz.status == 1 || rz.status == 7) << describe(rz);
 }
 
 // Scenario 4: the ISA card on an isapc: one guest names it (nic=isa io=
