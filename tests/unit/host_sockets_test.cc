@@ -217,15 +217,18 @@ TEST(SocketBackendReplay, RecordedPeerSessionReplaysWithoutSockets) {
     std::thread peer([port, &echoes_seen_by_peer] {
       const int fd = connect_to(port);
       std::vector<u8> stream = framed({});  // zero length: dropped and counted
+      const auto jumbo = framed(std::vector<u8>(2000, 0xee));  // larger than any NIC takes: dropped and counted
+      stream.insert(stream.end(), jumbo.begin(), jumbo.end());
       for (u8 i = 0; i < 3; ++i) {
         const auto f = framed(std::vector<u8>(60 + i, static_cast<u8>(0x10 * (i + 1))));
         stream.insert(stream.end(), f.begin(), f.end());
       }
-      // In two pieces, split inside a length field.
-      ASSERT_EQ(::write(fd, stream.data(), 70), 70);
+      // In two pieces, split inside the length field of the first real frame.
+      const size_t split = 4 + 2004 + 2;
+      ASSERT_EQ(::write(fd, stream.data(), split), static_cast<ssize_t>(split));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      ASSERT_EQ(::write(fd, stream.data() + 70, stream.size() - 70),
-                static_cast<ssize_t>(stream.size() - 70));
+      ASSERT_EQ(::write(fd, stream.data() + split, stream.size() - split),
+                static_cast<ssize_t>(stream.size() - split));
       std::vector<u8> in;
       u8 buf[4096];
       while (echoes_seen_by_peer.size() < 3) {
@@ -245,6 +248,7 @@ TEST(SocketBackendReplay, RecordedPeerSessionReplaysWithoutSockets) {
     peer.join();
     recorded_frames = rig.echo->frames;
     EXPECT_EQ(rig.backend->counters().dropped_empty, 1u);
+    EXPECT_EQ(rig.backend->counters().dropped_oversize, 1u);
     EXPECT_EQ(rig.backend->counters().frames_in, 3u);
   }
   ASSERT_EQ(recorded_frames.size(), 3u);
