@@ -1,0 +1,71 @@
+#include "netstack/wire/checksum.h"
+
+namespace reel::wire {
+
+void InternetChecksum::add(std::span<const u8> bytes) {
+  std::size_t i = 0;
+  if (m_has_pending && !bytes.empty()) {
+    m_sum += (u32{m_pending} << 8) | bytes[0];
+    m_has_pending = false;
+    i = 1;
+  }
+  // A u64 accumulator cannot overflow for any frame-sized input: each word
+  // adds at most 0xffff, so folding once at the end is enough.
+  for (; i + 1 < bytes.size(); i += 2) m_sum += (u32{bytes[i]} << 8) | bytes[i + 1];
+  if (i < bytes.size()) {
+    m_pending = bytes[i];
+    m_has_pending = true;
+  }
+}
+
+void InternetChecksum::add_u16(u16 word) {
+  const u8 bytes[2] = {static_cast<u8>(word >> 8), static_cast<u8>(word)};
+  add(bytes);
+}
+
+void InternetChecksum::add_u32(u32 value) {
+  add_u16(static_cast<u16>(value >> 16));
+  add_u16(static_cast<u16>(value));
+}
+
+void InternetChecksum::add_ipv4_pseudo_header(u32 source, u32 destination, u8 protocol, u16 length) {
+  add_u32(source);
+  add_u32(destination);
+  add_u16(protocol);  // a zero byte, then the protocol
+  add_u16(length);
+}
+
+u16 InternetChecksum::sum() const {
+  u64 s = m_sum;
+  if (m_has_pending) s += u32{m_pending} << 8;
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<u16>(s);
+}
+
+u16 internet_checksum(std::span<const u8> bytes) {
+  InternetChecksum c;
+  c.add(bytes);
+  return c.checksum();
+}
+
+bool internet_checksum_ok(std::span<const u8> bytes) {
+  InternetChecksum c;
+  c.add(bytes);
+  return c.sum() == 0xffff;
+}
+
+u16 checksum_update(u16 old_checksum, u16 old_word, u16 new_word) {
+  u32 s = static_cast<u16>(~old_checksum);
+  s += static_cast<u16>(~old_word);
+  s += new_word;
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<u16>(~s);
+}
+
+u16 checksum_update32(u16 old_checksum, u32 old_value, u32 new_value) {
+  const u16 c =
+      checksum_update(old_checksum, static_cast<u16>(old_value >> 16), static_cast<u16>(new_value >> 16));
+  return checksum_update(c, static_cast<u16>(old_value), static_cast<u16>(new_value));
+}
+
+}  // namespace reel::wire
