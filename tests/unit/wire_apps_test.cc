@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "netstack/wire/dhcp.h"
 #include "netstack/wire/dns.h"
 
 namespace reel::wire {
@@ -40,6 +41,14 @@ std::vector<u8> hex(std::string_view s) {
   }
   return out;
 }
+
+std::vector<u8> cat(std::initializer_list<std::vector<u8>> parts) {
+  std::vector<u8> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+std::vector<u8> zeros(std::size_t n) { return std::vector<u8>(n, 0); }
 
 // ------------------------------------------------------------------ DNS --
 
@@ -251,6 +260,256 @@ TEST(WireDns, DomainSearchEncodingMatchesRfc3397Example) {
   ASSERT_TRUE(n);
   EXPECT_EQ(std::vector<u8>(buf.begin(), buf.begin() + *n),
             hex("03 'eng' 05 'apple' 03 'com' 00  09 'marketing' 05 'apple' 03 'com' 00"));
+}
+
+// ----------------------------------------------------------------- DHCP --
+
+// A DISCOVER laid out the way isc-dhclient 4.4 (Debian) sends one after a
+// reboot with a remembered lease: no flags, chaddr 52:54:00:12:34:56,
+// options 53 DISCOVER, 50 requested 10.0.2.15, 12 "debian", 55 its
+// parameter list, end, zero padding to 300 bytes.
+const std::vector<u8> kDiscoverNoPad = cat({
+    hex("01 01 06 00  39 03 f3 26  00 00 00 00"),
+    zeros(16),
+    hex("52 54 00 12 34 56"),
+    zeros(10 + 64 + 128),
+    hex("63 82 53 63"
+        "35 01 01"
+        "32 04 0a 00 02 0f"
+        "0c 06 'debian'"
+        "37 0d 01 1c 02 03 0f 06 77 0c 2c 2f 1a 79 2a"
+        "ff"),
+});
+const std::vector<u8> kDiscover = cat({kDiscoverNoPad, zeros(300 - 273)});
+
+// The OFFER libslirp sends for it on 10.0.2.0/24: op 2, yiaddr 10.0.2.15,
+// siaddr 10.0.2.2, options 53 OFFER, 54 10.0.2.2, 1 255.255.255.0,
+// 3 10.0.2.2, 6 10.0.2.3, 51 86400 s, end, zeros to its 548-byte struct.
+const std::vector<u8> kOffer = cat({
+    hex("02 01 06 00  39 03 f3 26  00 00 00 00"
+        "00 00 00 00  0a 00 02 0f  0a 00 02 02  00 00 00 00"
+        "52 54 00 12 34 56"),
+    zeros(10 + 64 + 128),
+    hex("63 82 53 63"
+        "35 01 02"
+        "36 04 0a 00 02 02"
+        "01 04 ff ff ff 00"
+        "03 04 0a 00 02 02"
+        "06 04 0a 00 02 03"
+        "33 04 00 01 51 80"
+        "ff"),
+    zeros(548 - 274),
+});
+
+TEST(WireDhcp, ParsesGoldenDiscover) {
+  ASSERT_EQ(kDiscover.size(), 300u);
+  auto m = DhcpMessage::parse(kDiscover);
+  ASSERT_TRUE(m) << to_string(m.error);
+  EXPECT_EQ(m->op(), 1);
+  EXPECT_EQ(m->htype(), 1);
+  EXPECT_EQ(m->hlen(), 6);
+  EXPECT_EQ(m->xid(), 0x3903f326u);
+  EXPECT_FALSE(m->broadcast_flag());
+  EXPECT_EQ(m->ciaddr(), 0u);
+  EXPECT_EQ(std::vector<u8>(m->hardware_address().begin(), m->hardware_address().end()),
+            hex("52 54 00 12 34 56"));
+  EXPECT_EQ(m->overload(), 0);
+  EXPECT_EQ(m->message_type(), DhcpMessageType::discover);
+  EXPECT_EQ(m->requested_ip(), 0x0a00020fu);
+  EXPECT_EQ(m->hostname(), "debian");
+  ASSERT_TRUE(m->parameter_request_list());
+  EXPECT_EQ(std::vector<u8>(m->parameter_request_list()->begin(), m->parameter_request_list()->end()),
+            hex("01 1c 02 03 0f 06 77 0c 2c 2f 1a 79 2a"));
+  EXPECT_FALSE(m->server_id());
+  EXPECT_FALSE(m->client_id());
+  EXPECT_FALSE(m->max_message_size());
+  EXPECT_FALSE(m->lease_time());
+  std::vector<u8> codes;
+  for (DhcpOption o : *m) codes.push_back(o.code);
+  EXPECT_EQ(codes, (std::vector<u8>{53, 50, 12, 55}));
+}
+
+TEST(WireDhcp, EveryTruncationIsRefusedOrEndsOnAnOptionBoundary) {
+  for (std::size_t n = 0; n <= kDiscoverNoPad.size(); ++n) {
+    auto m = DhcpMessage::parse(std::span(kDiscoverNoPad).first(n));
+    if (n < 240) {
+      EXPECT_EQ(m.error, DhcpError::too_short) << n;
+    } else if (n == 240 || n == 243 || n == 249 || n == 257 || n == 272 || n == 273) {
+      // Cut between options: a packet without an end option is accepted.
+      EXPECT_TRUE(m) << n << " " << to_string(m.error);
+    } else {
+      EXPECT_EQ(m.error, DhcpError::option_overrun) << n;
+    }
+  }
+}
+
+TEST(WireDhcp, OptionsRunningPastThePacketAreRefused) {
+  auto bad = kDiscoverNoPad;
+  bad[258] = 0x0f;  // option 55 claims 15 bytes; 13 and the end option remain
+  EXPECT_EQ(DhcpMessage::parse(bad).error, DhcpError::option_overrun);
+  // A code as the very last byte, with no length.
+  auto lone = cat({std::vector<u8>(kDiscoverNoPad.begin(), kDiscoverNoPad.end() - 1), hex("0c")});
+  EXPECT_EQ(DhcpMessage::parse(lone).error, DhcpError::option_overrun);
+  // The same option 55 inside a 300-byte padded packet is fine: the padding is inside the packet.
+  auto padded = kDiscover;
+  padded[258] = 0x0f;
+  EXPECT_TRUE(DhcpMessage::parse(padded));
+}
+
+TEST(WireDhcp, BadCookieHardwareAndOptionSizesAreRefused) {
+  auto cookie = kDiscover;
+  cookie[239] = 0x64;
+  EXPECT_EQ(DhcpMessage::parse(cookie).error, DhcpError::bad_cookie);
+  auto hlen = kDiscover;
+  hlen[2] = 17;
+  EXPECT_EQ(DhcpMessage::parse(hlen).error, DhcpError::bad_hardware);
+  auto type = kDiscover;
+  type[241] = 2;  // message type of two bytes
+  EXPECT_EQ(DhcpMessage::parse(type).error, DhcpError::bad_option_length);
+  auto req = kDiscover;
+  req[244] = 3;  // requested IP of three bytes
+  EXPECT_EQ(DhcpMessage::parse(req).error, DhcpError::bad_option_length);
+}
+
+TEST(WireDhcp, OverloadedFileAndSnameAreOptionAreas) {
+  auto m = cat({
+      hex("01 01 06 00  00 00 00 01  00 00 80 00"),
+      zeros(16),
+      hex("52 54 00 12 34 56"),
+      zeros(10),
+      hex("0c 02 'hi' ff"),  // sname
+      zeros(64 - 5),
+      hex("00 00 35 01 03 36 04 0a 00 02 02 ff"),  // file
+      zeros(128 - 12),
+      hex("63 82 53 63  34 01 03  39 02 05 dc  ff"),
+  });
+  auto p = DhcpMessage::parse(m);
+  ASSERT_TRUE(p) << to_string(p.error);
+  EXPECT_TRUE(p->broadcast_flag());
+  EXPECT_EQ(p->overload(), 3);
+  EXPECT_EQ(p->message_type(), DhcpMessageType::request);
+  EXPECT_EQ(p->server_id(), 0x0a000202u);
+  EXPECT_EQ(p->hostname(), "hi");
+  EXPECT_EQ(p->max_message_size(), 1500);
+  std::vector<u8> codes;
+  for (DhcpOption o : *p) codes.push_back(o.code);
+  EXPECT_EQ(codes, (std::vector<u8>{52, 57, 53, 54, 12}));
+  // An option running past the end of the file field is refused even
+  // though the packet continues.
+  auto over = m;
+  over[108 + 11] = 0;  // the file area's end option becomes padding
+  over[108 + 126] = 0x0c;
+  over[108 + 127] = 0x05;
+  EXPECT_EQ(DhcpMessage::parse(over).error, DhcpError::option_overrun);
+  // Without option 52 the same file bytes are a name and are not checked.
+  auto plain = over;
+  plain[240] = 0;
+  plain[241] = 0;
+  plain[242] = 0;
+  auto q = DhcpMessage::parse(plain);
+  ASSERT_TRUE(q) << to_string(q.error);
+  EXPECT_FALSE(q->message_type());
+}
+
+DhcpReplyHeader offer_header() {
+  DhcpReplyHeader h;
+  h.xid = 0x3903f326;
+  h.yiaddr = 0x0a00020f;
+  h.siaddr = 0x0a000202;
+  h.chaddr = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+  return h;
+}
+
+TEST(WireDhcp, ParsesGoldenOffer) {
+  auto m = DhcpMessage::parse(kOffer);
+  ASSERT_TRUE(m) << to_string(m.error);
+  EXPECT_EQ(m->op(), 2);
+  EXPECT_EQ(m->yiaddr(), 0x0a00020fu);
+  EXPECT_EQ(m->siaddr(), 0x0a000202u);
+  EXPECT_EQ(m->message_type(), DhcpMessageType::offer);
+  EXPECT_EQ(m->server_id(), 0x0a000202u);
+  EXPECT_EQ(m->lease_time(), 86400u);
+  ASSERT_TRUE(m->option(6));
+  EXPECT_EQ(std::vector<u8>(m->option(6)->begin(), m->option(6)->end()), hex("0a 00 02 03"));
+}
+
+TEST(WireDhcp, BuilderMatchesGoldenOffer) {
+  std::array<u8, 600> buf{};
+  buf.fill(0xee);  // the builder must write every byte it reports
+  const u32 dns[] = {0x0a000203};
+  auto n = DhcpReplyBuilder(buf, offer_header())
+               .message_type(DhcpMessageType::offer)
+               .server_id(0x0a000202)
+               .subnet_mask(0xffffff00)
+               .router(0x0a000202)
+               .dns_servers(dns)
+               .lease_time(86400)
+               .finish(548);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::vector<u8>(buf.begin(), buf.begin() + *n), kOffer);
+  // Too small for the padded size, or for the header.
+  EXPECT_FALSE(DhcpReplyBuilder(std::span(buf).first(547), offer_header()).finish(548));
+  EXPECT_FALSE(DhcpReplyBuilder(std::span(buf).first(239), offer_header()).finish(0));
+  // The default pads to BOOTP's 300 bytes.
+  auto m = DhcpReplyBuilder(buf, offer_header()).message_type(DhcpMessageType::ack).finish();
+  EXPECT_EQ(m, 300u);
+}
+
+TEST(WireDhcp, BuilderRoundTripsEveryOptionAndSplitsLongDomainSearch) {
+  std::vector<std::string> storage;
+  for (int i = 0; i < 12; ++i)
+    storage.push_back("sub" + std::to_string(i) + "." + std::string(20, 'd') + ".example.org");
+  std::vector<std::string_view> search(storage.begin(), storage.end());
+  std::array<u8, 1500> buf{};
+  DhcpReplyHeader h = offer_header();
+  h.file = "pxelinux.0";
+  h.sname = "tftp.local";
+  const u32 dns[] = {0x0a000203, 0x08080808};
+  auto n = DhcpReplyBuilder(buf, h)
+               .subnet_mask(0xffffff00)
+               .router(0x0a000202)
+               .dns_servers(dns)
+               .hostname("guest")
+               .domain_name("example.org")
+               .broadcast(0x0a0002ff)
+               .lease_time(3600)
+               .server_id(0x0a000202)
+               .domain_search(search, DnsCompression::off)
+               .tftp_server_name("10.0.2.2")
+               .bootfile_name("pxelinux.0")
+               .message_type(DhcpMessageType::ack)
+               .finish();
+  ASSERT_TRUE(n);
+  auto m = DhcpMessage::parse(std::span(buf).first(*n));
+  ASSERT_TRUE(m) << to_string(m.error);
+  EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(m->file().data())), "pxelinux.0");
+  EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(m->sname().data())), "tftp.local");
+  EXPECT_EQ(m->hostname(), "guest");
+  EXPECT_EQ(m->lease_time(), 3600u);
+  EXPECT_EQ(m->message_type(), DhcpMessageType::ack);
+  std::vector<u8> codes, search_bytes;
+  for (DhcpOption o : *m) {
+    codes.push_back(o.code);
+    if (o.code == 119) search_bytes.insert(search_bytes.end(), o.value.begin(), o.value.end());
+  }
+  std::array<u8, 1500> want{};
+  auto wn = encode_dns_names(search, want, DnsCompression::off);
+  ASSERT_TRUE(wn);
+  ASSERT_GT(*wn, 255u);
+  ASSERT_LE(*wn, 510u);
+  EXPECT_EQ(search_bytes, std::vector<u8>(want.begin(), want.begin() + *wn));
+  EXPECT_EQ(codes, (std::vector<u8>{1, 3, 6, 12, 15, 28, 51, 54, 119, 119, 66, 67, 53}));
+
+  // Failures are sticky and clean.
+  EXPECT_FALSE(
+      DhcpReplyBuilder(buf, h).hostname(std::string(256, 'x')).message_type(DhcpMessageType::ack).finish());
+  EXPECT_FALSE(DhcpReplyBuilder(buf, h).hostname("").finish());
+  const std::string_view bad[] = {"a..b"};
+  EXPECT_FALSE(DhcpReplyBuilder(buf, h).domain_search(bad).finish());
+  h.file = std::string_view(
+      "0123456789012345678901234567890123456789012345678901234567890123456789"
+      "0123456789012345678901234567890123456789012345678901234567890");
+  EXPECT_FALSE(DhcpReplyBuilder(buf, h).finish());
 }
 
 }  // namespace
