@@ -216,8 +216,8 @@ DhcpReplyBuilder::DhcpReplyBuilder(std::span<u8> out, const DhcpReplyHeader& h) 
   put32(20, h.siaddr);
   put32(24, h.giaddr);
   std::copy(h.chaddr.begin(), h.chaddr.end(), out.begin() + 28);
-  std::memcpy(out.data() + 44, h.sname.data(), h.sname.size());
-  std::memcpy(out.data() + 108, h.file.data(), h.file.size());
+  std::copy(h.sname.begin(), h.sname.end(), out.begin() + 44);
+  std::copy(h.file.begin(), h.file.end(), out.begin() + 108);
   std::copy(kMagicCookie.begin(), kMagicCookie.end(), out.begin() + kBootpHeaderSize);
   m_pos = kDhcpOptionsOffset;
 }

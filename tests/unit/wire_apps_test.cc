@@ -12,6 +12,7 @@
 
 #include "netstack/wire/dhcp.h"
 #include "netstack/wire/dns.h"
+#include "netstack/wire/tftp.h"
 
 namespace reel::wire {
 namespace {
@@ -510,6 +511,192 @@ TEST(WireDhcp, BuilderRoundTripsEveryOptionAndSplitsLongDomainSearch) {
       "0123456789012345678901234567890123456789012345678901234567890123456789"
       "0123456789012345678901234567890123456789012345678901234567890");
   EXPECT_FALSE(DhcpReplyBuilder(buf, h).finish());
+}
+
+// ----------------------------------------------------------------- TFTP --
+
+// What PXELINUX's loader asks for: RRQ pxelinux.0 octet, blksize 1468 and
+// tsize 0 (RFC 2349: "tell me the size"), and the OACK a server answers.
+const std::vector<u8> kRrq = hex("00 01 'pxelinux.0' 00 'octet' 00 'blksize' 00 '1468' 00 'tsize' 00 '0' 00");
+const std::vector<u8> kOack = hex("00 06 'blksize' 00 '1468' 00 'tsize' 00 '26758' 00");
+
+TEST(WireTftp, ParsesGoldenRrqWithOptions) {
+  auto p = TftpPacket::parse(kRrq);
+  ASSERT_TRUE(p) << to_string(p.error);
+  EXPECT_EQ(p->opcode(), TftpOpcode::rrq);
+  EXPECT_EQ(p->filename(), "pxelinux.0");
+  EXPECT_EQ(p->mode(), TftpMode::octet);
+  ASSERT_EQ(p->options().size(), 2u);
+  EXPECT_EQ(p->options()[0].name, "blksize");
+  EXPECT_EQ(p->options()[1].value, "0");
+  EXPECT_EQ(p->blksize(), 1468);
+  EXPECT_EQ(p->tsize(), 0u);
+  EXPECT_FALSE(p->timeout());
+  EXPECT_EQ(p->option("BLKSIZE"), "1468");
+}
+
+TEST(WireTftp, ParsesGoldenOackDataAckError) {
+  auto o = TftpPacket::parse(kOack);
+  ASSERT_TRUE(o) << to_string(o.error);
+  EXPECT_EQ(o->opcode(), TftpOpcode::oack);
+  EXPECT_EQ(o->blksize(), 1468);
+  EXPECT_EQ(o->tsize(), 26758u);
+  EXPECT_EQ(o->filename(), "");
+
+  const auto d_bytes = hex("00 03 01 00 de ad be ef");
+  auto d = TftpPacket::parse(d_bytes);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->block(), 256);
+  EXPECT_EQ(std::vector<u8>(d->data().begin(), d->data().end()), hex("de ad be ef"));
+  EXPECT_TRUE(d->options().empty());
+
+  const auto empty_bytes = hex("00 03 ff ff");
+  auto empty = TftpPacket::parse(empty_bytes);  // the last block of a multiple of blksize
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->block(), 0xffff);
+  EXPECT_TRUE(empty->data().empty());
+
+  const auto a_bytes = hex("00 04 00 07");
+  auto a = TftpPacket::parse(a_bytes);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->opcode(), TftpOpcode::ack);
+  EXPECT_EQ(a->block(), 7);
+
+  const auto e_bytes = hex("00 05 00 01 'File not found' 00");
+  auto e = TftpPacket::parse(e_bytes);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->error_code(), 1);
+  EXPECT_EQ(e->error_message(), "File not found");
+}
+
+TEST(WireTftp, EveryTruncationIsRefused) {
+  for (std::size_t n = 0; n < kRrq.size(); ++n) {
+    auto p = TftpPacket::parse(std::span(kRrq).first(n));
+    // Cuts right after the mode or a complete name/value pair leave a shorter, valid request.
+    if (n == 2 + 11 + 6 || n == 2 + 11 + 6 + 8 + 5) {
+      EXPECT_TRUE(p) << n;
+      continue;
+    }
+    EXPECT_FALSE(p) << n;
+    EXPECT_EQ(p.error, n < 2 ? TftpError::too_short : TftpError::unterminated)
+        << n << " " << to_string(p.error);
+  }
+  for (std::size_t n = 0; n < kOack.size(); ++n) {
+    auto p = TftpPacket::parse(std::span(kOack).first(n));
+    if (n == 2 || n == 2 + 8 + 5) {
+      EXPECT_TRUE(p) << n;
+      continue;
+    }
+    EXPECT_EQ(p.error, n < 2 ? TftpError::too_short : TftpError::unterminated) << n;
+  }
+  EXPECT_EQ(TftpPacket::parse(hex("00 03 00")).error, TftpError::too_short);
+  EXPECT_EQ(TftpPacket::parse(hex("00 04 00")).error, TftpError::too_short);
+  EXPECT_EQ(TftpPacket::parse(hex("00 05 00 01")).error, TftpError::unterminated);
+  EXPECT_EQ(TftpPacket::parse(hex("00 05 00 01 'oops'")).error, TftpError::unterminated);
+}
+
+TEST(WireTftp, BadRequestsAreRefusedWithAReason) {
+  EXPECT_EQ(TftpPacket::parse(hex("00 00 00 00")).error, TftpError::bad_opcode);
+  EXPECT_EQ(TftpPacket::parse(hex("00 07 00 00")).error, TftpError::bad_opcode);
+  EXPECT_EQ(TftpPacket::parse(hex("00 01 00 'octet' 00")).error, TftpError::empty_name);
+  EXPECT_EQ(TftpPacket::parse(hex("00 01 'f' 00 'binary' 00")).error, TftpError::bad_mode);
+  EXPECT_EQ(TftpPacket::parse(hex("00 01 'f' 00 'octet' 00 00 '1' 00")).error, TftpError::empty_name);
+  const auto modes_bytes = hex("00 02 'f' 00 'NetASCII' 00");
+  auto modes = TftpPacket::parse(modes_bytes);
+  ASSERT_TRUE(modes);
+  EXPECT_EQ(modes->opcode(), TftpOpcode::wrq);
+  EXPECT_EQ(modes->mode(), TftpMode::netascii);
+  std::vector<u8> many = hex("00 01 'f' 00 'octet' 00");
+  for (int i = 0; i < 17; ++i) {
+    const auto pair = hex("'x' 00 '1' 00");
+    many.insert(many.end(), pair.begin(), pair.end());
+  }
+  EXPECT_EQ(TftpPacket::parse(many).error, TftpError::too_many_options);
+}
+
+// libslirp's bad-input list: an RRQ with a 600-byte name. Refused, whether
+// or not the name is terminated; 512 bytes is still accepted.
+TEST(WireTftp, SixHundredByteNameIsRefused) {
+  for (std::size_t len : {600u, 513u}) {
+    std::vector<u8> rrq = hex("00 01");
+    rrq.insert(rrq.end(), len, 'a');
+    const std::size_t unterminated = rrq.size();
+    const auto tail = hex("00 'octet' 00");
+    rrq.insert(rrq.end(), tail.begin(), tail.end());
+    EXPECT_EQ(TftpPacket::parse(rrq).error, TftpError::name_too_long) << len;
+    EXPECT_EQ(TftpPacket::parse(std::span(rrq).first(unterminated)).error, TftpError::name_too_long) << len;
+  }
+  std::vector<u8> ok = hex("00 01");
+  ok.insert(ok.end(), kTftpMaxFilename, 'b');
+  const auto tail = hex("00 'octet' 00");
+  ok.insert(ok.end(), tail.begin(), tail.end());
+  auto p = TftpPacket::parse(ok);
+  ASSERT_TRUE(p) << to_string(p.error);
+  EXPECT_EQ(p->filename().size(), kTftpMaxFilename);
+}
+
+TEST(WireTftp, OptionValuesOutsideTheRfcRangesAreNotOffered) {
+  const auto p_bytes =
+      hex("00 01 'f' 00 'octet' 00 'blksize' 00 '7' 00 'timeout' 00 '0' 00 'tsize' 00 'x1' 00");
+  auto p = TftpPacket::parse(p_bytes);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->blksize());
+  EXPECT_FALSE(p->timeout());
+  EXPECT_FALSE(p->tsize());
+  const auto q_bytes =
+      hex("00 01 'f' 00 'octet' 00 'blksize' 00 '65465' 00 'timeout' 00 '255' 00 'tsize' 00 "
+          "'18446744073709551616' 00");
+  auto q = TftpPacket::parse(q_bytes);
+  ASSERT_TRUE(q);
+  EXPECT_FALSE(q->blksize());
+  EXPECT_EQ(q->timeout(), 255);
+  EXPECT_FALSE(q->tsize());  // 2^64 does not fit
+  const auto r_bytes =
+      hex("00 01 'f' 00 'octet' 00 'blksize' 00 '65464' 00 'tsize' 00 '18446744073709551615' 00");
+  auto r = TftpPacket::parse(r_bytes);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->blksize(), 65464);
+  EXPECT_EQ(r->tsize(), ~u64{0});
+}
+
+TEST(WireTftp, BuildersMatchGoldenBytesAndRoundTrip) {
+  std::array<u8, 1600> buf{};
+  const TftpOption req_opts[] = {{"blksize", "1468"}, {"tsize", "0"}};
+  auto n = build_tftp_request(buf, TftpOpcode::rrq, "pxelinux.0", TftpMode::octet, req_opts);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::vector<u8>(buf.begin(), buf.begin() + *n), kRrq);
+  const TftpOption oack_opts[] = {{"blksize", "1468"}, {"tsize", "26758"}};
+  n = build_tftp_oack(buf, oack_opts);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::vector<u8>(buf.begin(), buf.begin() + *n), kOack);
+  n = build_tftp_ack(buf, 0x1234);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::vector<u8>(buf.begin(), buf.begin() + *n), hex("00 04 12 34"));
+  n = build_tftp_error(buf, TftpErrorCode::file_not_found, "File not found");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(std::vector<u8>(buf.begin(), buf.begin() + *n), hex("00 05 00 01 'File not found' 00"));
+
+  std::vector<u8> payload(1468);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<u8>(i * 7);
+  n = build_tftp_data(buf, 65535, payload);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1472u);
+  auto d = TftpPacket::parse(std::span(buf).first(*n));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->block(), 65535);
+  EXPECT_EQ(std::vector<u8>(d->data().begin(), d->data().end()), payload);
+
+  // Too-small buffers and NULs inside strings fail cleanly.
+  for (std::size_t len = 0; len < kRrq.size(); ++len) {
+    EXPECT_FALSE(build_tftp_request(std::span(buf).first(len), TftpOpcode::rrq, "pxelinux.0", TftpMode::octet,
+                                    req_opts))
+        << len;
+  }
+  EXPECT_FALSE(build_tftp_data(std::span(buf).first(1471), 1, payload));
+  EXPECT_FALSE(build_tftp_ack(std::span(buf).first(3), 1));
+  EXPECT_FALSE(build_tftp_error(std::span(buf).first(18), TftpErrorCode::file_not_found, "File not found"));
+  EXPECT_FALSE(build_tftp_error(buf, TftpErrorCode::not_defined, std::string_view("a\0b", 3)));
+  EXPECT_FALSE(build_tftp_request(buf, TftpOpcode::data, "f", TftpMode::octet, {}));
 }
 
 }  // namespace
