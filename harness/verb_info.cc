@@ -1,6 +1,8 @@
 #include <cinttypes>
 #include <cstdio>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "core/exit_status.h"
 #include "core/host_io.h"
@@ -16,7 +18,7 @@ int verb_info(const std::vector<std::string>& args) {
     return kExitBadInput;
   }
   const std::string& path = args[0];
-  try {
+  return run_reporting_errors([&] {
     JournalReader::Options options;
     options.allow_truncated = true;  // info describes whatever is readable
     const JournalReader j = JournalReader::open(path, options);
@@ -36,13 +38,32 @@ int verb_info(const std::vector<std::string>& args) {
     }
     std::map<std::string, u64> counts;
     u64 input_bytes = 0;
+    u64 received_bytes = 0, sent_bytes = 0;
+    std::vector<std::string> sockets;
     for (const auto& e : j.events()) {
       ++counts[event_kind_name(e.kind)];
       if (e.kind == EventKind::console_input && e.payload.size() >= 4) input_bytes += e.payload.size() - 4;
+      if (e.kind == EventKind::socket_event) received_bytes += decode_socket_event(e, path).bytes.size();
+      if (e.kind == EventKind::socket_send) sent_bytes += decode_socket_send(e, path).accepted;
+      if (e.kind == EventKind::socket_open) {
+        // What the recording talked to: a replay needs none of it.
+        static const char* const kKinds[] = {"tcp listen", "tcp connect", "udp", "udp multicast"};
+        const SocketOpenRecord o = decode_socket_open(e, path);
+        std::string line = std::string(kKinds[static_cast<u8>(o.spec.kind)]) + " " + o.spec.host + ":" +
+                           std::to_string(o.spec.port);
+        line += o.result.ok ? " (socket " + std::to_string(o.result.id) + ")"
+                            : " (failed: " + o.result.error + ")";
+        sockets.push_back(line);
+      }
     }
     std::printf("events:         %zu\n", j.events().size());
     for (const auto& [kind, n] : counts) std::printf("  %-16s %" PRIu64 "\n", kind.c_str(), n);
     if (input_bytes) std::printf("console input:  %" PRIu64 " bytes\n", input_bytes);
+    if (!sockets.empty()) {
+      std::printf("host sockets:   %zu opened, %" PRIu64 " bytes received, %" PRIu64 " bytes sent\n",
+                  sockets.size(), received_bytes, sent_bytes);
+      for (const auto& line : sockets) std::printf("  %s\n", line.c_str());
+    }
     if (j.has_end()) {
       const EndRecord end = decode_end(j.events().back(), path);
       RunEnd re;
@@ -57,10 +78,7 @@ int verb_info(const std::vector<std::string>& args) {
                   j.truncated() ? "; the last chunk is torn" : "");
     }
     return kExitOk;
-  } catch (const JournalError& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-    return kExitBadInput;
-  }
+  });
 }
 
 }  // namespace reel

@@ -133,6 +133,13 @@ TEST(NetCli, DumpWritesAPcapThatReplayRewritesIdentically) {
   ASSERT_GT(recorded.size(), 24u);
   EXPECT_EQ(recorded.substr(0, 4), std::string("\xd4\xc3\xb2\xa1", 4));  // little-endian magic
 
+  // `reel info` says what the recording talked to.
+  const ProcessResult info = run_reel({"info", journal});
+  EXPECT_EQ(info.status, 0) << describe(info);
+  EXPECT_NE(info.out.find("host sockets:   1 opened"), std::string::npos) << describe(info);
+  EXPECT_NE(info.out.find("  tcp listen 127.0.0.1:" + std::to_string(port) + " (socket 0)"), std::string::npos)
+      << describe(info);
+
   // Replay writes the same file again, byte for byte (stamps are virtual).
   ASSERT_EQ(std::rename(pcap.c_str(), (pcap + ".recorded").c_str()), 0);
   const ProcessResult rep = run_reel({"replay", journal});
