@@ -159,6 +159,7 @@ struct DhcpParsed {
   std::optional<DhcpMessage> message;
   DhcpError error = DhcpError::none;
   explicit operator bool() const { return message.has_value(); }
+  bool has_value() const { return message.has_value(); }
   const DhcpMessage& operator*() const { return *message; }
   const DhcpMessage* operator->() const { return &*message; }
 };

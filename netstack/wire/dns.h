@@ -117,6 +117,7 @@ struct DnsParsed {
   std::optional<DnsMessage> message;
   DnsError error = DnsError::none;
   explicit operator bool() const { return message.has_value(); }
+  bool has_value() const { return message.has_value(); }
   const DnsMessage& operator*() const { return *message; }
   const DnsMessage* operator->() const { return &*message; }
 };

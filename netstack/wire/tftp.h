@@ -108,6 +108,7 @@ struct TftpParsed {
   std::optional<TftpPacket> packet;
   TftpError error = TftpError::none;
   explicit operator bool() const { return packet.has_value(); }
+  bool has_value() const { return packet.has_value(); }
   const TftpPacket& operator*() const { return *packet; }
   const TftpPacket* operator->() const { return &*packet; }
 };
