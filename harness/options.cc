@@ -127,6 +127,153 @@ void parse_debug_items(std::string_view text, MachineOptions& opts) {
   }
 }
 
+u16 port_number(std::string_view text, std::string_view option) {
+  u64 v = 0;
+  if (!parse_u64(text, v) || v == 0 || v > 0xffff) {
+    fail(option, "expected a port number 1..65535, got '" + std::string(text) + "'");
+  }
+  return static_cast<u16>(v);
+}
+
+std::string ipv4_text(u32 a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+}
+
+// "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport"
+PortForwardOption parse_hostfwd(std::string_view text, std::string_view option) {
+  PortForwardOption f;
+  const std::string expected =
+      "expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport, got '" + std::string(text) + "'";
+  const size_t c1 = text.find(':');
+  if (c1 == std::string_view::npos) fail(option, expected);
+  const std::string_view proto = text.substr(0, c1);
+  if (proto == "udp") {
+    f.udp = true;
+  } else if (!proto.empty() && proto != "tcp") {
+    fail(option, expected);
+  }
+  const std::string_view rest = text.substr(c1 + 1);
+  const size_t dash = rest.find('-');
+  if (dash == std::string_view::npos) fail(option, expected);
+  const std::string_view host = rest.substr(0, dash), guest = rest.substr(dash + 1);
+  const size_t hc = host.rfind(':'), gc = guest.rfind(':');
+  if (hc == std::string_view::npos || gc == std::string_view::npos) fail(option, expected);
+  f.host_address = std::string(host.substr(0, hc));
+  if (!f.host_address.empty()) (void)parse_ipv4(f.host_address, option);
+  f.host_port = port_number(host.substr(hc + 1), option);
+  if (gc > 0) f.guest_address = parse_ipv4(guest.substr(0, gc), option);
+  f.guest_port = port_number(guest.substr(gc + 1), option);
+  return f;
+}
+
+// Legacy "-redir [tcp|udp]:hostport:[guestaddr]:guestport".
+PortForwardOption parse_redir(std::string_view text) {
+  const std::string_view option = "-redir";
+  const std::string expected =
+      "expected [tcp|udp]:hostport:[guestaddr]:guestport, got '" + std::string(text) + "'";
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t c = text.find(':', start);
+    parts.push_back(text.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
+    if (c == std::string_view::npos) break;
+    start = c + 1;
+  }
+  PortForwardOption f;
+  if (parts.size() == 4) {
+    if (parts[0] == "udp") {
+      f.udp = true;
+    } else if (parts[0] != "tcp") {
+      fail(option, expected);
+    }
+    parts.erase(parts.begin());
+  }
+  if (parts.size() != 3) fail(option, expected);
+  f.host_port = port_number(parts[0], option);
+  if (!parts[1].empty()) f.guest_address = parse_ipv4(parts[1], option);
+  f.guest_port = port_number(parts[2], option);
+  return f;
+}
+
+void parse_user_property(const std::string& key, const std::string& value, UserNetOption& u) {
+  const std::string opt = "-net user," + key;
+  if (key == "net") {
+    const size_t slash = value.find('/');
+    u.network = parse_ipv4(value.substr(0, slash), opt);
+    if (slash != std::string::npos) {
+      const std::string mask = value.substr(slash + 1);
+      if (mask.find('.') != std::string::npos) {
+        u.netmask = parse_ipv4(mask, opt);
+        if (u.netmask & (~u.netmask >> 1)) fail(opt, "the netmask " + mask + " is not contiguous");
+      } else {
+        const u64 bits = number(mask, opt, 30);
+        if (bits < 8) fail(opt, "a prefix of at least 8 bits");
+        u.netmask = ~u32{0} << (32 - bits);
+      }
+    }
+    // Like QEMU: the other addresses follow the network unless given.
+    u.host = (u.network & u.netmask) | 2;
+    u.dns = (u.network & u.netmask) | 3;
+    u.dhcp_start = (u.network & u.netmask) | 15;
+  } else if (key == "host") {
+    u.host = parse_ipv4(value, opt);
+  } else if (key == "dhcpstart") {
+    u.dhcp_start = parse_ipv4(value, opt);
+  } else if (key == "dns") {
+    u.dns = parse_ipv4(value, opt);
+  } else if (key == "restrict") {
+    if (value == "y" || value == "yes" || value == "on") {
+      u.restrict = true;
+    } else if (value == "n" || value == "no" || value == "off") {
+      u.restrict = false;
+    } else {
+      fail(opt, "expected on or off, got '" + value + "'");
+    }
+  } else if (key == "hostname") {
+    u.hostname = value;
+  } else if (key == "domainname") {
+    u.domainname = value;
+  } else if (key == "dnssearch") {
+    if (value.empty()) fail(opt, "expected a domain");
+    u.dns_search.push_back(value);
+  } else if (key == "tftp") {
+    u.tftp_root = value;
+  } else if (key == "bootfile") {
+    u.bootfile = value;
+  } else if (key == "tftp-server-name") {
+    u.tftp_server_name = value;
+  } else if (key == "hostfwd") {
+    u.forwards.push_back(parse_hostfwd(value, opt));
+  } else if (key == "ipv4") {
+    if (!on_off(value, opt)) fail(opt, "reel's user-mode stack is IPv4; ipv4=off leaves it nothing to do");
+  } else if (key == "ipv6") {
+    if (on_off(value, opt)) fail(opt, "reel's user-mode stack has no IPv6 yet; use ipv6=off");
+  } else if (key == "guestfwd" || key == "smb" || key == "ipv6-net" || key == "ipv6-host" ||
+             key == "ipv6-dns" || key == "ipv6-prefix" || key == "ipv6-prefixlen" || key == "vhostname" ||
+             key == "vnameserver") {
+    fail(opt, "not supported by reel's user-mode stack");
+  } else {
+    fail("-net user", "unknown property '" + key + "'");
+  }
+}
+
+void check_user_addresses(const UserNetOption& u) {
+  const auto inside = [&](u32 a, const char* what) {
+    if ((a & u.netmask) != (u.network & u.netmask)) {
+      fail(std::string("-net user,") + what,
+           ipv4_text(a) + " is outside the network " + ipv4_text(u.network));
+    }
+  };
+  inside(u.host, "host");
+  inside(u.dns, "dns");
+  inside(u.dhcp_start, "dhcpstart");
+  if (u.host == u.dns) fail("-net user,dns", "the DNS address must differ from the host address");
+  for (const auto& f : u.forwards) {
+    if (f.guest_address) inside(f.guest_address, "hostfwd");
+  }
+}
+
 // "host:port" (host may be empty when `host_optional`).
 void parse_host_port(std::string_view text, std::string_view option, bool host_optional, std::string& host,
                      u16& port) {
@@ -198,8 +345,9 @@ NetOption parse_net(std::string_view text) {
   if (type == "user") {
     n.kind = NetOption::Kind::user;
     for (size_t i = 1; i < subs.size(); ++i) {
-      if (!common(subs[i].first, subs[i].second)) n.user_properties.push_back(subs[i]);
+      if (!common(subs[i].first, subs[i].second)) parse_user_property(subs[i].first, subs[i].second, n.user);
     }
+    check_user_addresses(n.user);
     return n;
   }
   if (type == "socket") {
@@ -295,6 +443,28 @@ MonitorOption parse_monitor(std::string_view text) {
 }
 
 }  // namespace
+
+u32 parse_ipv4(std::string_view text, std::string_view option) {
+  u32 a = 0;
+  size_t pos = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) {
+      if (pos >= text.size() || text[pos] != '.')
+        fail(option, "expected an IPv4 address, got '" + std::string(text) + "'");
+      ++pos;
+    }
+    unsigned v = 0;
+    const char* begin = text.data() + pos;
+    auto [ptr, ec] = std::from_chars(begin, text.data() + text.size(), v);
+    if (ec != std::errc() || ptr == begin || v > 255 || ptr - begin > 3) {
+      fail(option, "expected an IPv4 address, got '" + std::string(text) + "'");
+    }
+    a = a << 8 | v;
+    pos += static_cast<size_t>(ptr - begin);
+  }
+  if (pos != text.size()) fail(option, "expected an IPv4 address, got '" + std::string(text) + "'");
+  return a;
+}
 
 const std::vector<std::string>& nic_models() {
   static const std::vector<std::string> models = {"ne2k_pci", "ne2k_isa"};
@@ -409,6 +579,8 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
   MachineOptions opts;
   bool serial_given = false;
   bool net_none = false;
+  std::vector<PortForwardOption> redirs;
+  std::optional<std::string> legacy_tftp, legacy_bootp;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string opt = args[i];
     if (opt.size() > 2 && opt[0] == '-' && opt[1] == '-') opt.erase(0, 1);  // --kernel == -kernel
@@ -488,8 +660,13 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       opts.monitor = parse_monitor(value());
     } else if (opt == "-netdev" || opt == "-nic") {
       fail(opt, "not supported yet; use QEMU's classic -net nic / -net socket spelling");
-    } else if (opt == "-gdb" || opt == "-s" || opt == "-S" || opt == "-redir" || opt == "-tftp" ||
-               opt == "-initrd" || opt == "-bios") {
+    } else if (opt == "-redir") {
+      redirs.push_back(parse_redir(value()));
+    } else if (opt == "-tftp") {
+      legacy_tftp = value();
+    } else if (opt == "-bootp") {
+      legacy_bootp = value();
+    } else if (opt == "-gdb" || opt == "-s" || opt == "-S" || opt == "-initrd" || opt == "-bios") {
       fail(opt, "not supported yet in this build of reel");
     } else if (!opt.empty() && opt[0] == '-') {
       fail(opt, "unknown option (see 'reel help')");
@@ -509,10 +686,23 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
     }
   }
   if (net_none && !opts.nets.empty()) fail("-net none", "cannot be combined with other -net options");
-  for (const NetOption& n : opts.nets) {
-    if (n.kind == NetOption::Kind::user) {
-      fail("-net user", "the user-mode network stack is not in this build of reel yet; use -net socket");
+  // The legacy options apply to the first user-mode stack, as in QEMU.
+  if (!redirs.empty() || legacy_tftp || legacy_bootp) {
+    NetOption* user = nullptr;
+    for (NetOption& n : opts.nets) {
+      if (n.kind == NetOption::Kind::user) {
+        user = &n;
+        break;
+      }
     }
+    const char* which = !redirs.empty() ? "-redir" : legacy_tftp ? "-tftp" : "-bootp";
+    if (!user) fail(which, "needs a user-mode network (-net nic -net user)");
+    for (const auto& r : redirs) user->user.forwards.push_back(r);
+    if (legacy_tftp) user->user.tftp_root = *legacy_tftp;
+    if (legacy_bootp) user->user.bootfile = *legacy_bootp;
+    check_user_addresses(user->user);
+  }
+  for (const NetOption& n : opts.nets) {
     if (n.kind == NetOption::Kind::nic && opts.machine == "isapc" && n.model == "ne2k_pci") {
       fail("-net nic,model=ne2k_pci", "-M isapc has no PCI bus; use model=ne2k_isa");
     }
@@ -539,6 +729,9 @@ std::string machine_options_help() {
   -d in_asm [-D FILE]     log each decoded block, disassembled
   -net nic[,model=ne2k_pci|ne2k_isa][,macaddr=M][,vlan=N][,iobase=A,irq=I]
   -net socket,listen=[HOST]:PORT|connect=HOST:PORT|mcast=GROUP:PORT[,localaddr=A][,vlan=N]
+  -net user[,net=A/M][,host=A][,dhcpstart=A][,dns=A][,restrict=on|off][,hostname=S][,domainname=S]
+           [,dnssearch=D][,tftp=DIR][,bootfile=F][,tftp-server-name=S][,hostfwd=RULE][,vlan=N]
+  -redir [tcp|udp]:hostport:[guestaddr]:guestport   -tftp DIR   -bootp FILE   (legacy spellings)
   -net dump[,vlan=N][,file=F][,len=BYTES]   pcap of a VLAN (stamped with virtual time)
   -net none               no network (the default for now)
   -monitor stdio|unix:PATH,server[,nowait]  QEMU-style monitor (info network, info registers, quit)

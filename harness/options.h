@@ -42,6 +42,36 @@ struct DebugExitOption {
   u16 iosize = 2;
 };
 
+// hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport, or the
+// legacy -redir [tcp|udp]:hostport:[guestaddr]:guestport.
+struct PortForwardOption {
+  bool udp = false;
+  std::string host_address;  // empty: 127.0.0.1 (reel binds loopback unless told)
+  u16 host_port = 0;
+  u32 guest_address = 0;  // 0: the first DHCP address
+  u16 guest_port = 0;
+};
+
+// -net user's properties, with QEMU's defaults. Addresses in host order.
+struct UserNetOption {
+  u32 network = 0x0a000200;  // net=10.0.2.0/24
+  u32 netmask = 0xffffff00;
+  u32 host = 0x0a000202;                    // host=
+  u32 dhcp_start = 0x0a00020f;              // dhcpstart=
+  u32 dns = 0x0a000203;                     // dns=
+  bool restrict = false;                    // restrict=on|off
+  std::string hostname;                     // hostname=
+  std::string domainname;                   // domainname=
+  std::vector<std::string> dns_search;      // dnssearch= (repeatable)
+  std::string tftp_root;                    // tftp= (or -tftp)
+  std::string bootfile;                     // bootfile= (or -bootp)
+  std::string tftp_server_name;             // tftp-server-name=
+  std::vector<PortForwardOption> forwards;  // hostfwd= (repeatable), -redir
+};
+
+// "10.0.2.15" -> 0x0a00020f; throws OptionError naming `option`.
+u32 parse_ipv4(std::string_view text, std::string_view option);
+
 // One -net option (QEMU's classic VLAN syntax).
 struct NetOption {
   enum class Kind : u8 { nic, user, socket, dump };
@@ -62,8 +92,8 @@ struct NetOption {
   // dump
   std::string file;
   u32 snap_length = 65536;
-  // user: the properties, checked by the user-mode stack's own parser
-  SubOptions user_properties;
+  // user
+  UserNetOption user;
 };
 
 struct MonitorOption {
