@@ -1,0 +1,527 @@
+#include "netstack/user_net.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <string_view>
+
+#include "core/machine.h"
+#include "netstack/wire/arp.h"
+#include "netstack/wire/checksum.h"
+#include "netstack/wire/dhcp.h"
+#include "netstack/wire/icmp.h"
+#include "netstack/wire/ipv4.h"
+#include "netstack/wire/udp.h"
+
+namespace reel {
+
+namespace {
+
+constexpr u32 kLimitedBroadcast = 0xffffffff;
+constexpr std::size_t kIpOffset = wire::kEthernetHeaderSize;
+constexpr std::size_t kIpPayloadOffset = kIpOffset + wire::kIpv4MinHeaderSize;
+constexpr std::size_t kUdpPayloadOffset = kIpPayloadOffset + wire::kUdpHeaderSize;
+// libslirp sends its ARP replies in a 64-byte buffer, zero padded.
+constexpr std::size_t kArpReplyFrameSize = 64;
+// libslirp's IPTOS_LOWDELAY on DHCP replies, IPDEFTTL and MAXTTL.
+constexpr u8 kTosLowDelay = 0x10;
+constexpr u8 kDefaultTtl = 64;
+constexpr u8 kMaxTtl = 255;
+// An ICMP error quotes at most 576 - 20 - 8 bytes of the datagram (libslirp's ICMP_MAXDATALEN).
+constexpr std::size_t kIcmpErrorMaxQuote = 548;
+// libslirp sends vendor class "HTTPClient" when the bootfile is an http URL
+// (UEFI HTTP boot).
+constexpr u8 kOptionVendorClass = 60;
+constexpr u8 kOptionMessage = 56;
+constexpr std::string_view kNakMessage = "requested address not available";
+
+std::string dotted(u32 ip) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+  return buf;
+}
+
+std::span<const u8> bytes_of(std::string_view s) {
+  return std::span(reinterpret_cast<const u8*>(s.data()), s.size());
+}
+
+wire::MacAddress chaddr_mac(const wire::DhcpMessage& msg) {
+  wire::MacAddress mac;
+  std::copy_n(msg.chaddr().begin(), mac.size(), mac.begin());
+  return mac;
+}
+
+// libslirp's icmp_flush: ICMP types an error may be about (queries and
+// replies); errors about errors, and about unknown types, are never sent.
+bool may_answer_with_error(u8 icmp_type) {
+  return icmp_type == 0 || icmp_type == 8 || (icmp_type >= 13 && icmp_type <= 18);
+}
+
+}  // namespace
+
+UserNet::UserNet(std::string name, Machine& machine, Config config)
+    : Component(std::move(name)), m_machine(machine), m_config(std::move(config)) {}
+
+std::string UserNet::describe_port() const {
+  return "net=" + dotted(m_config.network) + ", restricted=" + (m_config.restrict ? "y" : "n");
+}
+
+wire::MacAddress UserNet::mac_for(u32 address) {
+  return {0x52,
+          0x55,
+          static_cast<u8>(address >> 24),
+          static_cast<u8>(address >> 16),
+          static_cast<u8>(address >> 8),
+          static_cast<u8>(address)};
+}
+
+// ------------------------------------------------------------------ ARP --
+
+std::optional<wire::MacAddress> UserNet::arp_lookup(u32 ip) const {
+  if (ip == kLimitedBroadcast || ip == broadcast_address()) return wire::kBroadcastMac;
+  for (const ArpEntry& e : m_arp) {
+    if (e.ip == ip && ip != 0) return e.mac;
+  }
+  return std::nullopt;
+}
+
+void UserNet::arp_learn(u32 ip, const wire::MacAddress& mac) {
+  // libslirp's arp_table_add: broadcast addresses are never entries.
+  if (ip == 0 || ip == kLimitedBroadcast || ip == broadcast_address()) return;
+  if ((mac[0] & 1) != 0) return;  // a multicast MAC is nobody's address
+  for (ArpEntry& e : m_arp) {
+    if (e.ip == ip) {
+      e.mac = mac;
+      return;
+    }
+  }
+  m_arp[m_arp_next] = ArpEntry{ip, mac};
+  m_arp_next = static_cast<u32>((m_arp_next + 1) % kArpTableSize);
+}
+
+void UserNet::arp_input(const wire::MacAddress& frame_source, std::span<const u8> payload) {
+  const auto arp = wire::ArpPacket::parse(payload);
+  if (!arp) {
+    ++m_counters.dropped_bad_arp;
+    return;
+  }
+  if (arp->operation() == wire::ArpOperation::reply) {
+    arp_learn(arp->sender_ip(), arp->sender_mac());
+    return;
+  }
+  if (arp->target_ip() == arp->sender_ip()) {
+    // Gratuitous ARP: an announcement, nothing to answer.
+    ++m_counters.arp_gratuitous;
+    arp_learn(arp->sender_ip(), arp->sender_mac());
+    return;
+  }
+  // libslirp answers for its own addresses only (and guestfwd ones, later),
+  // so a guest probing for a free address (sender 0.0.0.0) hears nothing
+  // about the others.
+  if (!is_local(arp->target_ip())) {
+    ++m_counters.arp_ignored;
+    return;
+  }
+  arp_learn(arp->sender_ip(), arp->sender_mac());
+  std::array<u8, kArpReplyFrameSize> frame{};
+  wire::ArpFields reply;
+  reply.operation = wire::ArpOperation::reply;
+  reply.sender_mac = mac_for(arp->target_ip());
+  reply.sender_ip = arp->target_ip();
+  reply.target_mac = arp->sender_mac();
+  reply.target_ip = arp->sender_ip();
+  const auto n = wire::build_arp(std::span(frame).subspan(wire::kEthernetHeaderSize), reply);
+  if (!n) return;
+  wire::build_ethernet(frame, frame_source, reply.sender_mac, static_cast<u16>(wire::EtherType::arp),
+                       std::span(frame).subspan(wire::kEthernetHeaderSize, *n));
+  ++m_counters.arp_replies;
+  ++m_counters.frames_out;
+  transmit(frame);
+}
+
+// ---------------------------------------------------------------- input --
+
+void UserNet::receive_frame(std::span<const u8> frame) {
+  ++m_counters.frames_in;
+  const auto eth = wire::EthernetFrame::parse(frame);
+  if (!eth) {
+    ++m_counters.dropped_bad_ethernet;
+    return;
+  }
+  // Unlike libslirp, which takes every frame on its hub, the gateway only
+  // takes what is addressed to it: on a VLAN with two guests, their frames
+  // to each other are not the gateway's business.
+  const wire::MacAddress dst = eth->destination();
+  if (!eth->is_broadcast() && dst != mac_for(m_config.host) && dst != mac_for(m_config.dns)) {
+    ++m_counters.dropped_not_for_us;
+    return;
+  }
+  if (eth->has_vlan_tag()) {
+    ++m_counters.dropped_vlan_tagged;
+    return;
+  }
+  switch (static_cast<wire::EtherType>(eth->ether_type())) {
+    case wire::EtherType::arp:
+      arp_input(eth->source(), eth->payload());
+      return;
+    case wire::EtherType::ipv4:
+      ipv4_input(eth->source(), eth->payload());
+      return;
+    default:
+      ++m_counters.dropped_ethertype;
+      return;
+  }
+}
+
+void UserNet::ipv4_input(const wire::MacAddress& frame_source, std::span<const u8> payload) {
+  const auto ip = wire::Ipv4Packet::parse(payload);
+  if (!ip) {
+    if (ip.error == wire::Ipv4Error::bad_checksum)
+      ++m_counters.dropped_ipv4_checksum;
+    else
+      ++m_counters.dropped_ipv4_malformed;
+    return;
+  }
+  // The replies below go back to the sender; knowing its MAC from its own
+  // frame saves an ARP round trip (libslirp learns only from ARP and DHCP).
+  arp_learn(ip->source(), frame_source);
+  if (ip->ttl() == 0) {
+    ++m_counters.dropped_ttl_expired;
+    send_icmp_error(*ip, static_cast<u8>(wire::IcmpType::time_exceeded),
+                    static_cast<u8>(wire::IcmpTimeExceededCode::ttl));
+    return;
+  }
+  if (ip->is_fragment()) {
+    ++m_counters.dropped_ipv4_fragment;
+    return;
+  }
+  switch (ip->protocol()) {
+    case static_cast<u8>(wire::IpProtocol::icmp):
+      icmp_input(*ip);
+      return;
+    case static_cast<u8>(wire::IpProtocol::udp):
+      udp_input(*ip);
+      return;
+    case static_cast<u8>(wire::IpProtocol::tcp):
+      if (m_config.restrict)
+        ++m_counters.dropped_restricted;
+      else
+        ++m_counters.dropped_tcp_no_nat;
+      return;
+    default:
+      ++m_counters.dropped_ip_protocol;
+      return;
+  }
+}
+
+// ----------------------------------------------------------------- ICMP --
+
+void UserNet::icmp_input(const wire::Ipv4Packet& ip) {
+  const auto icmp = wire::IcmpMessage::parse(ip.payload());
+  if (!icmp) {
+    ++m_counters.dropped_bad_icmp;
+    return;
+  }
+  if (icmp->type() != static_cast<u8>(wire::IcmpType::echo_request)) {
+    ++m_counters.dropped_icmp_ignored;
+    return;
+  }
+  if (!is_local(ip.destination())) {
+    if (m_config.restrict)
+      ++m_counters.dropped_restricted;
+    else
+      ++m_counters.dropped_icmp_no_nat;
+    return;
+  }
+  // libslirp's icmp_reflect: same TOS and DF, options dropped, TTL 255.
+  std::vector<u8> frame(kIpPayloadOffset + ip.payload().size());
+  const auto n = wire::build_icmp_echo(std::span(frame).subspan(kIpPayloadOffset), wire::IcmpType::echo_reply,
+                                       icmp->identifier(), icmp->sequence(), icmp->body());
+  if (!n) return;
+  ++m_counters.icmp_echo_replies;
+  send_ipv4(std::span(frame),
+            IpOut{ip.destination(), ip.source(), static_cast<u8>(wire::IpProtocol::icmp), ip.tos(), kMaxTtl,
+                  ip.dont_fragment()},
+            *n);
+}
+
+void UserNet::send_icmp_error(const wire::Ipv4Packet& original, u8 type, u8 code) {
+  // libslirp's icmp_send_error rules: only about first fragments, never
+  // to a source that is not a host, never about an ICMP error.
+  if (original.fragment_offset() != 0) return;
+  if ((original.source() & 0x0fffffff) == 0 || original.source() == kLimitedBroadcast ||
+      original.source() == broadcast_address() || (original.source() >> 28) == 0xe) {
+    return;
+  }
+  if (original.protocol() == static_cast<u8>(wire::IpProtocol::icmp)) {
+    const auto payload = original.payload();
+    if (payload.empty()) return;
+    if (!may_answer_with_error(payload[0])) return;
+  }
+  std::array<u8, wire::kEthernetHeaderSize + 1500> frame;
+  const std::span<const u8> quote =
+      original.bytes().first(std::min(original.bytes().size(), kIcmpErrorMaxQuote));
+  const auto n = wire::build_icmp_error(std::span(frame).subspan(kIpPayloadOffset), type, code, 0, quote);
+  if (!n) return;
+  ++m_counters.icmp_errors_sent;
+  send_ipv4(frame,
+            IpOut{m_config.host, original.source(), static_cast<u8>(wire::IpProtocol::icmp),
+                  static_cast<u8>((original.tos() & 0x1e) | 0xc0), kMaxTtl, false},
+            *n);
+}
+
+// ------------------------------------------------------------------ UDP --
+
+void UserNet::udp_input(const wire::Ipv4Packet& ip) {
+  const auto udp = wire::UdpDatagram::parse(ip);
+  if (!udp) {
+    ++m_counters.dropped_bad_udp;
+    return;
+  }
+  const u16 port = udp->destination_port();
+  if (port == wire::kDhcpServerPort &&
+      (ip.destination() == m_config.host || ip.destination() == kLimitedBroadcast)) {
+    dhcp_input(*udp);
+    return;
+  }
+  if (port == 69 && ip.destination() == m_config.host) {
+    ++m_counters.dropped_tftp;
+    return;
+  }
+  if (m_config.restrict)
+    ++m_counters.dropped_restricted;
+  else
+    ++m_counters.dropped_udp_no_nat;
+}
+
+// ----------------------------------------------------------------- DHCP --
+
+std::optional<std::size_t> UserNet::slot_of(const wire::MacAddress& mac) const {
+  for (std::size_t i = 0; i < kLeaseCount; ++i) {
+    if (m_leases[i].allocated && !m_leases[i].declined && m_leases[i].mac == mac) return i;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::size_t> UserNet::new_slot(const wire::MacAddress& mac) const {
+  // The client's own lease first (libslirp would hand out a lower free slot
+  // before finding it), then the lowest free one.
+  if (auto s = slot_of(mac)) return s;
+  for (std::size_t i = 0; i < kLeaseCount; ++i) {
+    if (!m_leases[i].allocated) return i;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::size_t> UserNet::requested_slot(u32 address, const wire::MacAddress& mac) const {
+  if (address < m_config.dhcp_start || address - m_config.dhcp_start >= kLeaseCount) return std::nullopt;
+  const std::size_t i = address - m_config.dhcp_start;
+  const Lease& l = m_leases[i];
+  if (l.declined) return std::nullopt;
+  if (l.allocated && l.mac != mac) return std::nullopt;
+  // A client that holds another address asks for this one: only one lease
+  // per MAC, so two NICs never share and one NIC never hoards.
+  if (auto own = slot_of(mac); own && *own != i) return std::nullopt;
+  return i;
+}
+
+void UserNet::dhcp_input(const wire::UdpDatagram& udp) {
+  const auto parsed = wire::DhcpMessage::parse(udp.payload());
+  if (!parsed) {
+    ++m_counters.dropped_dhcp_malformed;
+    return;
+  }
+  const wire::DhcpMessage& msg = *parsed;
+  if (msg.op() != 1 || msg.htype() != 1 || msg.hlen() != 6) {
+    ++m_counters.dropped_dhcp_not_request;
+    return;
+  }
+  const wire::MacAddress mac = chaddr_mac(msg);
+  // No message type: a BOOTP client, answered as a REQUEST as libslirp does.
+  const auto type = msg.message_type().value_or(wire::DhcpMessageType::request);
+  u32 requested = msg.requested_ip().value_or(0);
+
+  switch (type) {
+    case wire::DhcpMessageType::discover: {
+      std::optional<std::size_t> slot;
+      if (requested != 0) slot = requested_slot(requested, mac);
+      if (!slot) slot = new_slot(mac);
+      if (!slot) {
+        ++m_counters.dropped_dhcp_no_address;
+        return;
+      }
+      m_leases[*slot].allocated = true;
+      m_leases[*slot].mac = mac;
+      ++m_counters.dhcp_offers;
+      send_dhcp_reply(msg, DhcpReply::offer, slot_address(*slot));
+      return;
+    }
+    case wire::DhcpMessageType::request: {
+      if (auto server = msg.server_id(); server && *server != m_config.host) {
+        // The client took another server's offer (RFC 2131 4.3.2).
+        ++m_counters.dropped_dhcp_other_server;
+        return;
+      }
+      if (requested == 0) requested = msg.ciaddr();  // renewing (libslirp's dhcp_decode)
+      std::optional<std::size_t> slot;
+      if (requested != 0) {
+        slot = requested_slot(requested, mac);
+        if (!slot) {
+          ++m_counters.dhcp_naks;
+          send_dhcp_reply(msg, DhcpReply::nak, 0);
+          return;
+        }
+      } else {
+        // Never offered: behave as if it had been (libslirp: a Windows fix,
+        // it remembers its address).
+        slot = new_slot(mac);
+        if (!slot) {
+          ++m_counters.dropped_dhcp_no_address;
+          return;
+        }
+      }
+      m_leases[*slot].allocated = true;
+      m_leases[*slot].mac = mac;
+      ++m_counters.dhcp_acks;
+      send_dhcp_reply(msg, DhcpReply::ack, slot_address(*slot));
+      return;
+    }
+    case wire::DhcpMessageType::inform:
+      // The client configured its address itself and wants the rest
+      // (RFC 2131 3.4). libslirp ignores INFORM.
+      ++m_counters.dhcp_informs;
+      send_dhcp_reply(msg, DhcpReply::inform_ack, 0);
+      return;
+    case wire::DhcpMessageType::release:
+      // libslirp ignores RELEASE and keeps the address for the MAC.
+      if (auto slot = slot_of(mac); slot && slot_address(*slot) == msg.ciaddr()) {
+        m_leases[*slot] = Lease{};
+        ++m_counters.dhcp_releases;
+      } else {
+        ++m_counters.dropped_dhcp_unknown_type;
+      }
+      return;
+    case wire::DhcpMessageType::decline: {
+      // The client found its offered address in use on the wire: never hand
+      // it out again (RFC 2131 4.3.3). libslirp ignores DECLINE.
+      ++m_counters.dhcp_declines;
+      const u32 address = requested;
+      if (address >= m_config.dhcp_start && address - m_config.dhcp_start < kLeaseCount) {
+        Lease& l = m_leases[address - m_config.dhcp_start];
+        if (!l.allocated || l.mac == mac) l = Lease{true, true, {}};
+      }
+      return;
+    }
+    default:
+      ++m_counters.dropped_dhcp_unknown_type;
+      return;
+  }
+}
+
+void UserNet::send_dhcp_reply(const wire::DhcpMessage& request, DhcpReply kind, u32 yiaddr) {
+  std::array<u8, kUdpPayloadOffset + kDhcpReplySize> frame{};
+  wire::DhcpReplyHeader h;
+  h.xid = request.xid();
+  std::copy(request.chaddr().begin(), request.chaddr().end(), h.chaddr.begin());
+  // libslirp: flags 0, siaddr the gateway in OFFER and ACK, file the bootfile.
+  const bool positive = kind != DhcpReply::nak;
+  h.yiaddr = yiaddr;
+  if (positive) h.siaddr = m_config.host;
+  if (kind == DhcpReply::inform_ack) h.ciaddr = request.ciaddr();
+  if (positive && m_config.bootfile.size() <= 127) h.file = m_config.bootfile;
+  const std::span<u8> payload = std::span(frame).subspan(kUdpPayloadOffset);
+  wire::DhcpReplyBuilder b(payload, h);
+
+  if (!positive) {
+    // libslirp's NAK has the message type and text only; RFC 2131 table 3
+    // requires the server identifier too.
+    b.message_type(wire::DhcpMessageType::nak)
+        .server_id(m_config.host)
+        .raw_option(kOptionMessage, bytes_of(kNakMessage));
+  } else {
+    // libslirp's order: 53, 54, 1, 3, 6, 51, 12, 15, 66, 119 (and 60).
+    b.message_type(kind == DhcpReply::offer ? wire::DhcpMessageType::offer : wire::DhcpMessageType::ack)
+        .server_id(m_config.host)
+        .subnet_mask(m_config.netmask);
+    if (!m_config.restrict) {
+      const u32 dns[] = {m_config.dns};
+      b.router(m_config.host).dns_servers(dns);
+    }
+    // RFC 2131 4.3.5: no lease time in the answer to an INFORM.
+    if (kind != DhcpReply::inform_ack) b.lease_time(kLeaseSeconds);
+    if (!m_config.hostname.empty()) b.hostname(m_config.hostname);
+    if (!m_config.domainname.empty()) b.domain_name(m_config.domainname);
+    if (!m_config.tftp_server_name.empty()) b.tftp_server_name(m_config.tftp_server_name);
+    if (!m_config.dns_search.empty()) {
+      std::vector<std::string_view> names(m_config.dns_search.begin(), m_config.dns_search.end());
+      b.domain_search(names);
+    }
+    // libslirp names the boot file in the BOOTP field only; a client that
+    // asks for option 67 gets it as well.
+    if (!m_config.bootfile.empty()) {
+      const auto wanted = request.parameter_request_list();
+      if (wanted &&
+          std::find(wanted->begin(), wanted->end(), wire::dhcp_option::bootfile_name) != wanted->end()) {
+        b.bootfile_name(m_config.bootfile);
+      }
+      if (m_config.bootfile.starts_with("http://")) b.raw_option(kOptionVendorClass, bytes_of("HTTPClient"));
+    }
+  }
+  const auto n = b.finish(kDhcpReplySize);
+  if (!n) return;  // options longer than the 312-byte area: libslirp omits them, we send nothing
+  if (yiaddr != 0) arp_learn(yiaddr, chaddr_mac(request));
+  // Every libslirp reply goes to 255.255.255.255; the answer to an INFORM
+  // goes to the address the client already has (RFC 2131 4.3.5).
+  const u32 destination =
+      kind == DhcpReply::inform_ack && request.ciaddr() != 0 ? request.ciaddr() : kLimitedBroadcast;
+  const auto udp = wire::build_udp(std::span(frame).subspan(kIpPayloadOffset), m_config.host, destination,
+                                   wire::kDhcpServerPort, wire::kDhcpClientPort,
+                                   std::span(frame).subspan(kUdpPayloadOffset, *n));
+  if (!udp) return;
+  send_ipv4(frame,
+            IpOut{m_config.host, destination, static_cast<u8>(wire::IpProtocol::udp), kTosLowDelay,
+                  kDefaultTtl, false},
+            *udp);
+}
+
+// --------------------------------------------------------------- output --
+
+void UserNet::send_ipv4(std::span<u8> frame, const IpOut& out, std::size_t payload_size) {
+  const auto dst_mac = arp_lookup(out.destination);
+  if (!dst_mac) return;  // cannot happen for replies: the sender was just learnt
+  wire::Ipv4Fields f;
+  f.tos = out.tos;
+  f.identification = m_ip_id++;
+  f.dont_fragment = out.dont_fragment;
+  f.ttl = out.ttl;
+  f.protocol = out.protocol;
+  f.source = out.source;
+  f.destination = out.destination;
+  const auto ip_len =
+      wire::build_ipv4(frame.subspan(kIpOffset), f, frame.subspan(kIpPayloadOffset, payload_size));
+  if (!ip_len) return;
+  // libslirp sends every datagram from the gateway's MAC, whatever the source address.
+  const auto n =
+      wire::build_ethernet(frame, *dst_mac, mac_for(m_config.host), static_cast<u16>(wire::EtherType::ipv4),
+                           frame.subspan(kIpOffset, *ip_len));
+  if (!n) return;
+  ++m_counters.frames_out;
+  transmit(frame.first(*n));
+}
+
+// ---------------------------------------------------------------- state --
+
+std::vector<UserNet::LeaseInfo> UserNet::leases() const {
+  std::vector<LeaseInfo> out;
+  for (std::size_t i = 0; i < kLeaseCount; ++i) {
+    if (m_leases[i].allocated)
+      out.push_back(LeaseInfo{slot_address(i), m_leases[i].mac, m_leases[i].declined});
+  }
+  return out;
+}
+
+std::optional<u32> UserNet::lease_for(const wire::MacAddress& mac) const {
+  if (auto s = slot_of(mac)) return slot_address(*s);
+  return std::nullopt;
+}
+
+}  // namespace reel

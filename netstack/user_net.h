@@ -1,0 +1,212 @@
+#pragma once
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/component.h"
+#include "core/frame_port.h"
+#include "core/state_archive.h"
+#include "core/types.h"
+#include "netstack/wire/ethernet.h"
+
+namespace reel {
+
+class Machine;
+
+namespace wire {
+class Ipv4Packet;
+class UdpDatagram;
+class DhcpMessage;
+}  // namespace wire
+
+// `-net user`: the gateway of QEMU's user-mode network, as a port on a VLAN
+// hub. This first slice answers ARP for the gateway and DNS addresses,
+// checks IPv4 input, answers ICMP echo to those addresses and runs the DHCP
+// server; everything that would need the host (NAT, DNS, TFTP) is dropped
+// and counted by reason until it exists. It never touches the host, so it
+// runs unchanged in replay.
+class UserNet : public Component, public FramePort {
+ public:
+  struct Config {              // QEMU's -net user defaults
+    u32 network = 0x0a000200;  // net=10.0.2.0/24
+    u32 netmask = 0xffffff00;
+    u32 host = 0x0a000202;                // host= (gateway, DHCP server, TFTP server)
+    u32 dhcp_start = 0x0a00020f;          // dhcpstart=
+    u32 dns = 0x0a000203;                 // dns=
+    std::string hostname;                 // hostname= (DHCP option 12)
+    std::string domainname;               // domainname= (option 15)
+    std::vector<std::string> dns_search;  // dnssearch= (option 119)
+    bool restrict = false;                // restrict=on
+    std::string tftp_root;                // tftp= (later)
+    std::string bootfile;                 // bootfile= (BOOTP file field; option 67 when asked for)
+    std::string tftp_server_name;         // tftp-server-name= (option 66)
+  };
+
+  // libslirp's sizes: 16 ARP entries (round-robin replacement) and 16
+  // leases, one per address from dhcp_start up.
+  static constexpr std::size_t kArpTableSize = 16;
+  static constexpr std::size_t kLeaseCount = 16;
+  static constexpr u32 kLeaseSeconds = 86400;
+  // libslirp pads every BOOTP reply to a 548-byte payload (312-byte vendor area).
+  static constexpr std::size_t kDhcpReplySize = 548;
+
+  UserNet(std::string name, Machine& machine, Config config);
+
+  void receive_frame(std::span<const u8> frame) override;
+  // QEMU 0.x's `info network` line: "net=10.0.2.0, restricted=n".
+  std::string describe_port() const override;
+  // The gateway is outside the guest: like QEMU's slirp it keeps its ARP
+  // table and leases across a guest reset.
+  void reset() override {}
+  REEL_COMPONENT_STATE
+
+  // 52:55 followed by the address, as libslirp names its virtual hosts.
+  static wire::MacAddress mac_for(u32 address);
+
+  struct Counters {
+    u64 frames_in = 0;
+    u64 frames_out = 0;
+    // Ethernet
+    u64 dropped_not_for_us = 0;  // unicast to another MAC, or multicast
+    u64 dropped_bad_ethernet = 0;
+    u64 dropped_vlan_tagged = 0;
+    u64 dropped_ethertype = 0;  // neither ARP nor IPv4 (IPv6 included, for now)
+    // ARP
+    u64 arp_replies = 0;
+    u64 arp_gratuitous = 0;
+    u64 arp_ignored = 0;  // a request for an address that is not ours
+    u64 dropped_bad_arp = 0;
+    // IPv4
+    u64 dropped_ipv4_malformed = 0;  // short, bad version/IHL/length/options
+    u64 dropped_ipv4_checksum = 0;
+    u64 dropped_ipv4_fragment = 0;  // reassembly comes later
+    u64 dropped_ttl_expired = 0;    // TTL 0 on arrival (time exceeded sent)
+    u64 dropped_ip_protocol = 0;    // neither ICMP, UDP nor TCP
+    u64 dropped_restricted = 0;     // restrict=on and not for the gateway itself
+    // ICMP
+    u64 icmp_echo_replies = 0;
+    u64 icmp_errors_sent = 0;
+    u64 dropped_bad_icmp = 0;      // short or bad checksum
+    u64 dropped_icmp_no_nat = 0;   // echo to another address (ping NAT comes later)
+    u64 dropped_icmp_ignored = 0;  // other ICMP types
+    // UDP and TCP
+    u64 dropped_bad_udp = 0;     // shorter than its header, bad length or checksum
+    u64 dropped_udp_no_nat = 0;  // UDP NAT comes later
+    u64 dropped_tftp = 0;        // the TFTP server comes later
+    u64 dropped_tcp_no_nat = 0;  // TCP NAT comes later
+    // DHCP
+    u64 dhcp_offers = 0;
+    u64 dhcp_acks = 0;
+    u64 dhcp_naks = 0;
+    u64 dhcp_informs = 0;
+    u64 dhcp_releases = 0;
+    u64 dhcp_declines = 0;
+    u64 dropped_dhcp_malformed = 0;     // not a BOOTP/DHCP message the wire view accepts
+    u64 dropped_dhcp_not_request = 0;   // op is not BOOTREQUEST, or not Ethernet
+    u64 dropped_dhcp_unknown_type = 0;  // a message type a server does not take
+    u64 dropped_dhcp_other_server = 0;  // REQUEST naming another server
+    u64 dropped_dhcp_no_address = 0;    // all leases taken
+    template <class Archive>
+    void serialize(Archive& ar) {
+      ar(REEL_FIELD(frames_in), REEL_FIELD(frames_out), REEL_FIELD(dropped_not_for_us),
+         REEL_FIELD(dropped_bad_ethernet), REEL_FIELD(dropped_vlan_tagged), REEL_FIELD(dropped_ethertype),
+         REEL_FIELD(arp_replies), REEL_FIELD(arp_gratuitous), REEL_FIELD(arp_ignored),
+         REEL_FIELD(dropped_bad_arp), REEL_FIELD(dropped_ipv4_malformed), REEL_FIELD(dropped_ipv4_checksum),
+         REEL_FIELD(dropped_ipv4_fragment), REEL_FIELD(dropped_ttl_expired), REEL_FIELD(dropped_ip_protocol),
+         REEL_FIELD(dropped_restricted), REEL_FIELD(icmp_echo_replies), REEL_FIELD(icmp_errors_sent),
+         REEL_FIELD(dropped_bad_icmp), REEL_FIELD(dropped_icmp_no_nat), REEL_FIELD(dropped_icmp_ignored),
+         REEL_FIELD(dropped_bad_udp), REEL_FIELD(dropped_udp_no_nat), REEL_FIELD(dropped_tftp),
+         REEL_FIELD(dropped_tcp_no_nat), REEL_FIELD(dhcp_offers), REEL_FIELD(dhcp_acks),
+         REEL_FIELD(dhcp_naks), REEL_FIELD(dhcp_informs), REEL_FIELD(dhcp_releases),
+         REEL_FIELD(dhcp_declines), REEL_FIELD(dropped_dhcp_malformed), REEL_FIELD(dropped_dhcp_not_request),
+         REEL_FIELD(dropped_dhcp_unknown_type), REEL_FIELD(dropped_dhcp_other_server),
+         REEL_FIELD(dropped_dhcp_no_address));
+    }
+  };
+  const Counters& counters() const { return m_counters; }
+
+  struct ArpEntry {
+    u32 ip = 0;  // 0: unused slot
+    wire::MacAddress mac{};
+    template <class Archive>
+    void serialize(Archive& ar) {
+      ar(REEL_FIELD(ip), REEL_FIELD(mac));
+    }
+  };
+  // Slots in table order (unused ones have ip 0).
+  const std::array<ArpEntry, kArpTableSize>& arp_table() const { return m_arp; }
+  std::optional<wire::MacAddress> arp_lookup(u32 ip) const;
+
+  struct LeaseInfo {
+    u32 address = 0;
+    wire::MacAddress mac{};
+    bool declined = false;  // a client said the address is in use: never offered again
+  };
+  // Allocated leases in address order.
+  std::vector<LeaseInfo> leases() const;
+  std::optional<u32> lease_for(const wire::MacAddress& mac) const;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(REEL_FIELD(m_arp), REEL_FIELD(m_arp_next), REEL_FIELD(m_leases), REEL_FIELD(m_ip_id),
+       REEL_FIELD(m_counters));
+  }
+
+ private:
+  struct Lease {
+    bool allocated = false;
+    bool declined = false;
+    wire::MacAddress mac{};
+    template <class Archive>
+    void serialize(Archive& ar) {
+      ar(REEL_FIELD(allocated), REEL_FIELD(declined), REEL_FIELD(mac));
+    }
+  };
+
+  bool is_local(u32 ip) const { return ip == m_config.host || ip == m_config.dns; }
+  u32 broadcast_address() const { return m_config.network | ~m_config.netmask; }
+
+  void arp_input(const wire::MacAddress& frame_source, std::span<const u8> payload);
+  void arp_learn(u32 ip, const wire::MacAddress& mac);
+  void ipv4_input(const wire::MacAddress& frame_source, std::span<const u8> payload);
+  void icmp_input(const wire::Ipv4Packet& ip);
+  void udp_input(const wire::Ipv4Packet& ip);
+  void dhcp_input(const wire::UdpDatagram& udp);
+
+  // Lease slots: the one `mac` holds, a free one, or the requested one.
+  std::optional<std::size_t> slot_of(const wire::MacAddress& mac) const;
+  std::optional<std::size_t> new_slot(const wire::MacAddress& mac) const;
+  std::optional<std::size_t> requested_slot(u32 address, const wire::MacAddress& mac) const;
+  u32 slot_address(std::size_t slot) const { return m_config.dhcp_start + static_cast<u32>(slot); }
+
+  enum class DhcpReply : u8 { offer, ack, nak, inform_ack };
+  void send_dhcp_reply(const wire::DhcpMessage& request, DhcpReply kind, u32 yiaddr);
+
+  // Sends an IPv4 datagram whose payload already sits at out[34..]. The
+  // Ethernet destination comes from the ARP table (broadcast for broadcast
+  // addresses); unknown destinations are dropped, since every reply goes to
+  // an address learnt from the frame it answers.
+  struct IpOut {
+    u32 source = 0;
+    u32 destination = 0;
+    u8 protocol = 0;
+    u8 tos = 0;
+    u8 ttl = 64;
+    bool dont_fragment = false;
+  };
+  void send_ipv4(std::span<u8> frame, const IpOut& out, std::size_t payload_size);
+  void send_icmp_error(const wire::Ipv4Packet& original, u8 type, u8 code);
+
+  Machine& m_machine;
+  Config m_config;
+  std::array<ArpEntry, kArpTableSize> m_arp{};
+  u32 m_arp_next = 0;  // round-robin victim
+  std::array<Lease, kLeaseCount> m_leases{};
+  u16 m_ip_id = 0;  // libslirp numbers its datagrams from one counter
+  Counters m_counters;
+};
+
+}  // namespace reel
