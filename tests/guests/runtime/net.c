@@ -156,7 +156,9 @@ static int word_is(const char* v, const char* word) {
   return v[n] == 0 || v[n] == ' ' || v[n] == ',';
 }
 
-int net_configure(void) {
+int net_configure(void) { return net_configure_flags(0); }
+
+int net_configure_flags(unsigned config_flags) {
   pic_remap();
   clock_start();
   sti();
@@ -214,8 +216,17 @@ int net_configure(void) {
     ++configured;
     printf("net: nic%d ip %s/%u\n", i, ip_str(ip), prefix);
   }
-  if (!configured) config_fail("no address: give ip= (or ip0=, ip1=, ...)");
+  if (!configured && !(config_flags & NET_CONFIG_ADDRESS_OPTIONAL))
+    config_fail("no address: give ip= (or ip0=, ip1=, ...)");
   return if_count;
+}
+
+void net_if_set_address(int ifx, uint32_t ip, uint32_t mask, uint32_t router, uint32_t dns) {
+  if (ifx < 0 || ifx >= if_count) return;
+  ifs[ifx].ip = ip;
+  ifs[ifx].mask = mask;
+  ifs[ifx].router = router;
+  ifs[ifx].dns = dns;
 }
 
 int net_if_count(void) { return if_count; }
@@ -243,8 +254,9 @@ static void eth_header(int ifx, const uint8_t* dst, uint16_t type) {
   put16(tx_frame + 12, type);
 }
 
-/* Sends the IPv4 payload already at tx_frame + 34. */
-static int ip_send(int ifx, const uint8_t* dst_mac, uint32_t dst_ip, uint8_t proto, uint32_t payload_len) {
+/* Sends the IPv4 payload already at tx_frame + 34, from `src_ip`. */
+static int ip_send_from(int ifx, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip, uint8_t proto,
+                        uint32_t payload_len) {
   if (payload_len > ETH_FRAME_MAX - ETH_HLEN - IP_HLEN) return -1;
   eth_header(ifx, dst_mac, ETHERTYPE_IPV4);
   uint8_t* ip = tx_frame + ETH_HLEN;
@@ -256,10 +268,15 @@ static int ip_send(int ifx, const uint8_t* dst_mac, uint32_t dst_ip, uint8_t pro
   ip[8] = 64;
   ip[9] = proto;
   put16(ip + 10, 0);
-  put32(ip + 12, ifs[ifx].ip);
+  put32(ip + 12, src_ip);
   put32(ip + 16, dst_ip);
   put16(ip + 10, sum_fold(sum_bytes(0, ip, IP_HLEN)));
   return ne2k_send(ifs[ifx].nic, tx_frame, ETH_HLEN + IP_HLEN + payload_len);
+}
+
+/* The same from the interface's own address. */
+static int ip_send(int ifx, const uint8_t* dst_mac, uint32_t dst_ip, uint8_t proto, uint32_t payload_len) {
+  return ip_send_from(ifx, dst_mac, ifs[ifx].ip, dst_ip, proto, payload_len);
 }
 
 /* ---- ARP ---- */
@@ -275,6 +292,14 @@ struct arp_entry {
 
 static struct arp_entry arp_cache[ARP_CACHE];
 static int arp_victim;
+
+/* arp_resolve_via's question: an ARP packet from `ip` on interface `ifx`. */
+static struct {
+  uint32_t ip;
+  int ifx;
+  uint8_t active, answered;
+  uint8_t mac[ETH_ALEN];
+} arp_probe;
 
 static struct arp_entry* arp_find(uint32_t ip) {
   for (int i = 0; i < ARP_CACHE; ++i) {
@@ -327,6 +352,10 @@ static void arp_input(int ifx, const uint8_t* f, uint32_t len) {
   uint32_t spa = get32(a + 14), tpa = get32(a + 24);
   uint32_t me = ifs[ifx].ip;
   if (!me || spa == 0 || spa == me) return;
+  if (arp_probe.active && !arp_probe.answered && ifx == arp_probe.ifx && spa == arp_probe.ip && tpa == me) {
+    memcpy(arp_probe.mac, sha, ETH_ALEN);
+    arp_probe.answered = 1;
+  }
   arp_learn(spa, sha, ifx, tpa == me);
   if (op == 1 && tpa == me) arp_send(ifx, 2, sha, sha, spa);
 }
@@ -351,6 +380,37 @@ int arp_resolve(uint32_t ip, uint8_t* mac, uint32_t retry_ticks, uint32_t deadli
     if ((int32_t)(until - deadline) > 0) until = deadline;
     net_wait(arp_known, &ip, until);
   }
+  return 0;
+}
+
+static int arp_probe_answered(void* unused) {
+  (void)unused;
+  return arp_probe.answered;
+}
+
+int arp_resolve_via(int ifx, uint32_t ip, uint8_t* mac, uint32_t retry_ticks, uint32_t deadline) {
+  static const uint8_t zero_mac[ETH_ALEN] = {0};
+  if (ifx < 0 || ifx >= if_count || !ifs[ifx].ip) return -1;
+  const struct arp_entry* e = arp_find(ip);
+  if (e && e->ifx == ifx) {
+    if (mac) memcpy(mac, e->mac, ETH_ALEN);
+    return 0;
+  }
+  if (retry_ticks == 0) retry_ticks = 1;
+  arp_probe.ip = ip;
+  arp_probe.ifx = ifx;
+  arp_probe.answered = 0;
+  arp_probe.active = 1;
+  while (!arp_probe.answered) {
+    if (clock_passed(deadline)) break;
+    arp_send(ifx, 1, broadcast_mac, zero_mac, ip);
+    uint32_t until = clock_ticks() + retry_ticks;
+    if ((int32_t)(until - deadline) > 0) until = deadline;
+    net_wait(arp_probe_answered, 0, until);
+  }
+  arp_probe.active = 0;
+  if (!arp_probe.answered) return -1;
+  if (mac) memcpy(mac, arp_probe.mac, ETH_ALEN);
   return 0;
 }
 
@@ -399,7 +459,12 @@ int icmp_ping(uint32_t ip, uint16_t id, uint16_t seq, uint32_t data_len, uint32_
   if (!e || data_len > ICMP_MAX_DATA) return -2;
   uint8_t mac[ETH_ALEN];
   memcpy(mac, e->mac, ETH_ALEN);
-  int ifx = e->ifx;
+  return icmp_ping_via(e->ifx, mac, ip, id, seq, data_len, deadline, rtt);
+}
+
+int icmp_ping_via(int ifx, const uint8_t* mac, uint32_t ip, uint16_t id, uint16_t seq, uint32_t data_len,
+                  uint32_t deadline, uint32_t* rtt) {
+  if (ifx < 0 || ifx >= if_count || data_len > ICMP_MAX_DATA) return -2;
   uint8_t* m = tx_frame + ETH_HLEN + IP_HLEN;
   m[0] = 8;
   m[1] = 0;
@@ -494,6 +559,7 @@ static void udp_input(int ifx, const uint8_t* f, uint32_t src, uint32_t dst, con
       meta.src_port = get16(u);
       meta.dst_port = port;
       memcpy(meta.src_mac, f + ETH_ALEN, ETH_ALEN);
+      memcpy(meta.dst_mac, f, ETH_ALEN);
       udp_sockets[i].handler(&meta, u + UDP_HLEN, (uint32_t)(ulen - UDP_HLEN));
       return;
     }
@@ -505,6 +571,7 @@ static void udp_input(int ifx, const uint8_t* f, uint32_t src, uint32_t dst, con
     d->meta.src_port = get16(u);
     d->meta.dst_port = port;
     memcpy(d->meta.src_mac, f + ETH_ALEN, ETH_ALEN);
+    memcpy(d->meta.dst_mac, f, ETH_ALEN);
     d->len = (uint16_t)(ulen - UDP_HLEN);
     memcpy(d->data, u + UDP_HLEN, d->len);
     ++udp_sockets[i].head;
@@ -512,9 +579,9 @@ static void udp_input(int ifx, const uint8_t* f, uint32_t src, uint32_t dst, con
   }
 }
 
-static int udp_out(int ifx, const uint8_t* mac, uint32_t dst_ip, uint16_t sport, uint16_t dport, const void* data,
-                   uint32_t len) {
-  if (len > UDP_MAX_PAYLOAD || !ifs[ifx].ip) return -1;
+static int udp_out_from(int ifx, const uint8_t* mac, uint32_t src_ip, uint32_t dst_ip, uint16_t sport, uint16_t dport,
+                        const void* data, uint32_t len) {
+  if (len > UDP_MAX_PAYLOAD) return -1;
   uint8_t* u = tx_frame + ETH_HLEN + IP_HLEN;
   uint16_t ulen = (uint16_t)(UDP_HLEN + len);
   put16(u, sport);
@@ -522,9 +589,21 @@ static int udp_out(int ifx, const uint8_t* mac, uint32_t dst_ip, uint16_t sport,
   put16(u + 4, ulen);
   put16(u + 6, 0);
   memcpy(u + UDP_HLEN, data, len);
-  uint16_t sum = sum_fold(sum_bytes(pseudo_header_sum(ifs[ifx].ip, dst_ip, IPPROTO_UDP, ulen), u, ulen));
+  uint16_t sum = sum_fold(sum_bytes(pseudo_header_sum(src_ip, dst_ip, IPPROTO_UDP, ulen), u, ulen));
   put16(u + 6, sum ? sum : 0xffff);
-  return ip_send(ifx, mac, dst_ip, IPPROTO_UDP, ulen);
+  return ip_send_from(ifx, mac, src_ip, dst_ip, IPPROTO_UDP, ulen);
+}
+
+static int udp_out(int ifx, const uint8_t* mac, uint32_t dst_ip, uint16_t sport, uint16_t dport, const void* data,
+                   uint32_t len) {
+  if (!ifs[ifx].ip) return -1;
+  return udp_out_from(ifx, mac, ifs[ifx].ip, dst_ip, sport, dport, data, len);
+}
+
+int udp_send_via(int ifx, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip, uint16_t src_port,
+                 uint16_t dst_port, const void* data, uint32_t len) {
+  if (ifx < 0 || ifx >= if_count) return -1;
+  return udp_out_from(ifx, dst_mac, src_ip, dst_ip, src_port, dst_port, data, len);
 }
 
 int udp_send(uint32_t dst_ip, uint16_t src_port, uint16_t dst_port, const void* data, uint32_t len) {
@@ -559,7 +638,13 @@ static void ip_input(int ifx, const uint8_t* f, uint32_t len) {
   if (get16(ip + 6) & 0x3fff) return; /* a fragment (MF or an offset): never reassembled */
   uint32_t src = get32(ip + 12), dst = get32(ip + 16);
   uint32_t me = ifs[ifx].ip;
-  if (!me) return;
+  if (!me) {
+    /* No address yet: only DHCP replies, whatever they are addressed to
+     * (a server may send them to the offered address or to broadcast). */
+    if (ip[9] == IPPROTO_UDP && total - ihl >= UDP_HLEN && get16(ip + ihl + 2) == DHCP_CLIENT_PORT)
+      udp_input(ifx, f, src, dst, ip + ihl, total - ihl);
+    return;
+  }
   int broadcast = dst == 0xffffffffu || (ifs[ifx].mask != 0xffffffffu && dst == (me | ~ifs[ifx].mask));
   if (dst != me && !broadcast) return;
   const uint8_t* payload = ip + ihl;

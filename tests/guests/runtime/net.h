@@ -128,6 +128,7 @@ struct net_if {
   int nic;
   uint32_t ip, mask;
   uint8_t mac[ETH_ALEN];
+  uint32_t router, dns; /* from DHCP (net_if_set_address); 0 when unknown */
 };
 
 /* Reads the command line and brings the network up, printing one line per
@@ -143,6 +144,15 @@ struct net_if {
  * failure line when a card or address is missing. Returns the number of
  * interfaces. */
 int net_configure(void);
+/* net_configure with NET_CONFIG_ADDRESS_OPTIONAL: cards may stay without
+ * an address (to be configured by DHCP); ip=/ipN= still apply when given.
+ * An interface without an address hears only UDP to port 68 (DHCP
+ * replies, whatever their destination address) and answers no ARP. */
+#define NET_CONFIG_ADDRESS_OPTIONAL 1u
+int net_configure_flags(unsigned flags);
+/* Gives interface `ifx` an address (0: none), mask, default router and DNS
+ * server (0: unknown). */
+void net_if_set_address(int ifx, uint32_t ip, uint32_t mask, uint32_t router, uint32_t dns);
 int net_if_count(void);
 const struct net_if* net_if_get(int ifx);
 /* The interface whose subnet holds `ip` (the first one otherwise). */
@@ -167,6 +177,10 @@ void net_set_poll_hook(void (*fn)(void));
  * a reply or the deadline. 0 on success. */
 int arp_lookup(uint32_t ip, uint8_t* mac);
 int arp_resolve(uint32_t ip, uint8_t* mac, uint32_t retry_ticks, uint32_t deadline);
+/* The same on one given interface (several may share a subnet): requests go
+ * out on `ifx` and only an ARP packet from `ip` received on `ifx` answers
+ * (the shared cache is used only when its entry was learnt on `ifx`). */
+int arp_resolve_via(int ifx, uint32_t ip, uint8_t* mac, uint32_t retry_ticks, uint32_t deadline);
 
 /* ICMP echo: sends one request (id, seq, `data_len` bytes of pattern, at
  * most ICMP_MAX_DATA) to an address already in the ARP cache and waits
@@ -176,6 +190,9 @@ int arp_resolve(uint32_t ip, uint8_t* mac, uint32_t retry_ticks, uint32_t deadli
 #define ICMP_MAX_DATA 1472
 int icmp_ping(uint32_t ip, uint16_t id, uint16_t seq, uint32_t data_len, uint32_t deadline, uint32_t* rtt);
 uint32_t icmp_echo_requests_answered(void);
+/* icmp_ping through a given interface to a given MAC (no cache look-up). */
+int icmp_ping_via(int ifx, const uint8_t* mac, uint32_t ip, uint16_t id, uint16_t seq, uint32_t data_len,
+                  uint32_t deadline, uint32_t* rtt);
 
 /* UDP: a few bound ports, each with a small queue of received datagrams. */
 struct udp_meta {
@@ -183,6 +200,7 @@ struct udp_meta {
   uint32_t src_ip, dst_ip;
   uint16_t src_port, dst_port;
   uint8_t src_mac[ETH_ALEN];
+  uint8_t dst_mac[ETH_ALEN];
 };
 /* Returns a socket number, or -1 when the table is full. */
 int udp_bind(uint16_t port);
@@ -203,5 +221,62 @@ int udp_send(uint32_t dst_ip, uint16_t src_port, uint16_t dst_port, const void* 
 int udp_broadcast(int ifx, uint16_t src_port, uint16_t dst_port, const void* data, uint32_t len);
 /* Answers a received datagram: to its sender's MAC, on its interface. */
 int udp_reply(const struct udp_meta* to, const void* data, uint32_t len);
+/* Sends with every address given: interface, destination MAC, source IP
+ * (0.0.0.0 allowed, for DHCP) and destination IP. */
+int udp_send_via(int ifx, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip, uint16_t src_port,
+                 uint16_t dst_port, const void* data, uint32_t len);
+
+/* ---- DHCP client (RFC 2131/2132), dhcp.c ---- */
+
+#define DHCP_SERVER_PORT 67
+#define DHCP_CLIENT_PORT 68
+#define DHCP_MAX_DNS 4
+#define DHCP_MAX_OPTIONS 64
+#define DHCP_TEXT 256
+
+/* How one server message looked on the wire (for comparing servers). */
+struct dhcp_message_info {
+  uint32_t src_ip, dst_ip;
+  uint8_t src_mac[ETH_ALEN], dst_mac[ETH_ALEN];
+  uint32_t length;              /* UDP payload bytes */
+  uint32_t options_length;      /* bytes after the magic cookie up to and including END */
+  uint16_t flags;               /* BOOTP flags echoed */
+  uint32_t ciaddr, yiaddr, siaddr, giaddr;
+  uint8_t codes[DHCP_MAX_OPTIONS], lens[DHCP_MAX_OPTIONS];
+  int code_count;               /* options in wire order (pad and end excluded) */
+};
+
+struct dhcp_lease {
+  int ifx;
+  uint32_t xid;
+  uint32_t ip, mask, router, server, broadcast, siaddr;
+  uint32_t dns[DHCP_MAX_DNS];
+  int dns_count;
+  uint32_t lease_secs, renew_secs, rebind_secs;
+  uint8_t has_mask, has_lease, has_renew, has_rebind, has_broadcast;
+  /* Text options, NUL-terminated, non-printable bytes shown as '?';
+   * empty when absent. search: option 119's names, comma-separated. */
+  char hostname[DHCP_TEXT], domain[DHCP_TEXT], search[DHCP_TEXT], bootfile[DHCP_TEXT], tftp_server[DHCP_TEXT];
+  char sname[65], file[129]; /* the BOOTP header fields */
+  struct dhcp_message_info offer, ack, nak; /* nak: the last NAK, if any */
+  char nak_message[DHCP_TEXT];              /* its option 56 */
+  uint32_t discovers, requests, naks;       /* messages sent / NAKs received */
+};
+
+/* DISCOVER (broadcast; client identifier 61 = type 1 + the card's MAC;
+ * parameter request list 1 3 6 12 15 28 51 54 119 66 67), first OFFER,
+ * REQUEST (options 50 and 54), ACK. Retransmits every 4, 8, 16, 32, 64 s
+ * (no random jitter: runs must repeat), starts over on a NAK (the fourth
+ * NAK fails). On an ACK the interface gets the address, mask, router and DNS.
+ * Bounded by `deadline` (ticks): then prints "dhcp nicN: FAIL ..." and
+ * returns -1. 0 on success. */
+int dhcp_acquire(int ifx, struct dhcp_lease* lease, uint32_t deadline);
+/* DHCPRELEASE to the lease's server (unicast, ARP through the interface
+ * first), then the interface forgets its address. 0 when sent. */
+int dhcp_release(struct dhcp_lease* lease, uint32_t deadline);
+/* For tests of the NAK path: the first REQUEST of the next dhcp_acquire
+ * asks for the offered address + `offset` instead (0: off), which a server
+ * should refuse with a NAK. */
+void dhcp_set_request_offset_once(uint32_t offset);
 
 #endif
