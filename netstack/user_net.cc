@@ -87,6 +87,7 @@ std::optional<wire::MacAddress> UserNet::arp_lookup(u32 ip) const {
 void UserNet::arp_learn(u32 ip, const wire::MacAddress& mac) {
   // libslirp's arp_table_add: broadcast addresses are never entries.
   if (ip == 0 || ip == kLimitedBroadcast || ip == broadcast_address()) return;
+  if (is_local(ip)) return;       // a guest claiming the gateway's address does not get its replies
   if ((mac[0] & 1) != 0) return;  // a multicast MAC is nobody's address
   for (ArpEntry& e : m_arp) {
     if (e.ip == ip) {
@@ -397,7 +398,7 @@ void UserNet::dhcp_input(const wire::UdpDatagram& udp) {
         m_leases[*slot] = Lease{};
         ++m_counters.dhcp_releases;
       } else {
-        ++m_counters.dropped_dhcp_unknown_type;
+        ++m_counters.dropped_dhcp_bad_release;
       }
       return;
     case wire::DhcpMessageType::decline: {
@@ -469,6 +470,7 @@ void UserNet::send_dhcp_reply(const wire::DhcpMessage& request, DhcpReply kind, 
   const auto n = b.finish(kDhcpReplySize);
   if (!n) return;  // options longer than the 312-byte area: libslirp omits them, we send nothing
   if (yiaddr != 0) arp_learn(yiaddr, chaddr_mac(request));
+  if (kind == DhcpReply::inform_ack) arp_learn(request.ciaddr(), chaddr_mac(request));
   // Every libslirp reply goes to 255.255.255.255; the answer to an INFORM
   // goes to the address the client already has (RFC 2131 4.3.5).
   const u32 destination =
@@ -487,7 +489,12 @@ void UserNet::send_dhcp_reply(const wire::DhcpMessage& request, DhcpReply kind, 
 
 void UserNet::send_ipv4(std::span<u8> frame, const IpOut& out, std::size_t payload_size) {
   const auto dst_mac = arp_lookup(out.destination);
-  if (!dst_mac) return;  // cannot happen for replies: the sender was just learnt
+  if (!dst_mac) {
+    // Replies go to senders just learnt; only a sender without a usable
+    // address (0.0.0.0) is left. libslirp drops those too (if_encap4).
+    ++m_counters.dropped_unroutable;
+    return;
+  }
   wire::Ipv4Fields f;
   f.tos = out.tos;
   f.identification = m_ip_id++;

@@ -86,6 +86,7 @@ class UserNet : public Component, public FramePort {
     u64 dropped_ttl_expired = 0;    // TTL 0 on arrival (time exceeded sent)
     u64 dropped_ip_protocol = 0;    // neither ICMP, UDP nor TCP
     u64 dropped_restricted = 0;     // restrict=on and not for the gateway itself
+    u64 dropped_unroutable = 0;     // a reply to a sender with no usable address (0.0.0.0)
     // ICMP
     u64 icmp_echo_replies = 0;
     u64 icmp_errors_sent = 0;
@@ -109,6 +110,7 @@ class UserNet : public Component, public FramePort {
     u64 dropped_dhcp_unknown_type = 0;  // a message type a server does not take
     u64 dropped_dhcp_other_server = 0;  // REQUEST naming another server
     u64 dropped_dhcp_no_address = 0;    // all leases taken
+    u64 dropped_dhcp_bad_release = 0;   // RELEASE of an address the client does not hold
     template <class Archive>
     void serialize(Archive& ar) {
       ar(REEL_FIELD(frames_in), REEL_FIELD(frames_out), REEL_FIELD(dropped_not_for_us),
@@ -116,14 +118,14 @@ class UserNet : public Component, public FramePort {
          REEL_FIELD(arp_replies), REEL_FIELD(arp_gratuitous), REEL_FIELD(arp_ignored),
          REEL_FIELD(dropped_bad_arp), REEL_FIELD(dropped_ipv4_malformed), REEL_FIELD(dropped_ipv4_checksum),
          REEL_FIELD(dropped_ipv4_fragment), REEL_FIELD(dropped_ttl_expired), REEL_FIELD(dropped_ip_protocol),
-         REEL_FIELD(dropped_restricted), REEL_FIELD(icmp_echo_replies), REEL_FIELD(icmp_errors_sent),
-         REEL_FIELD(dropped_bad_icmp), REEL_FIELD(dropped_icmp_no_nat), REEL_FIELD(dropped_icmp_ignored),
-         REEL_FIELD(dropped_bad_udp), REEL_FIELD(dropped_udp_no_nat), REEL_FIELD(dropped_tftp),
-         REEL_FIELD(dropped_tcp_no_nat), REEL_FIELD(dhcp_offers), REEL_FIELD(dhcp_acks),
-         REEL_FIELD(dhcp_naks), REEL_FIELD(dhcp_informs), REEL_FIELD(dhcp_releases),
+         REEL_FIELD(dropped_restricted), REEL_FIELD(dropped_unroutable), REEL_FIELD(icmp_echo_replies),
+         REEL_FIELD(icmp_errors_sent), REEL_FIELD(dropped_bad_icmp), REEL_FIELD(dropped_icmp_no_nat),
+         REEL_FIELD(dropped_icmp_ignored), REEL_FIELD(dropped_bad_udp), REEL_FIELD(dropped_udp_no_nat),
+         REEL_FIELD(dropped_tftp), REEL_FIELD(dropped_tcp_no_nat), REEL_FIELD(dhcp_offers),
+         REEL_FIELD(dhcp_acks), REEL_FIELD(dhcp_naks), REEL_FIELD(dhcp_informs), REEL_FIELD(dhcp_releases),
          REEL_FIELD(dhcp_declines), REEL_FIELD(dropped_dhcp_malformed), REEL_FIELD(dropped_dhcp_not_request),
          REEL_FIELD(dropped_dhcp_unknown_type), REEL_FIELD(dropped_dhcp_other_server),
-         REEL_FIELD(dropped_dhcp_no_address));
+         REEL_FIELD(dropped_dhcp_no_address), REEL_FIELD(dropped_dhcp_bad_release));
     }
   };
   const Counters& counters() const { return m_counters; }

@@ -405,6 +405,12 @@ TEST_F(UserNetTest, UdpAndTcpDroppedByReason) {
     EXPECT_TRUE(exchange(ethernet(kBroadcastMac, kGuestMac, EtherType::ipv4, ipv4(fi, udp))).empty());
   }
   EXPECT_EQ(net->counters().dropped_bad_udp, 2u);
+  // UDP from 0.0.0.0:0 (a libslirp CVE input): nothing to answer, counted.
+  EXPECT_TRUE(exchange(udp_frame(0, 0x08080808, 0, 53, payload, kGuestMac, kGatewayMac)).empty());
+  EXPECT_EQ(net->counters().dropped_udp_no_nat, 2u);
+  // A ping from 0.0.0.0 has nobody to answer to.
+  EXPECT_TRUE(exchange(ping_frame(0, kHost, 1, 1, {})).empty());
+  EXPECT_EQ(net->counters().dropped_unroutable, 1u);
 }
 
 // ----------------------------------------------------------------- DHCP --
@@ -525,6 +531,11 @@ TEST_F(UserNetTest, DhcpReleaseFreesTheAddress) {
   ClientMessage b;
   b.mac = kGuest2Mac;
   EXPECT_EQ(one_reply(dhcp_frame(b)).dhcp->yiaddr(), 0x0a00020fu);
+  // Releasing what one does not hold changes nothing.
+  rel.mac = kGuestMac;
+  EXPECT_TRUE(exchange(dhcp_frame(rel)).empty());
+  EXPECT_EQ(net->counters().dropped_dhcp_bad_release, 1u);
+  EXPECT_EQ(net->lease_for(kGuest2Mac), 0x0a00020fu);
 }
 
 TEST_F(UserNetTest, DhcpDeclineRetiresTheAddress) {
