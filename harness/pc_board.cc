@@ -26,6 +26,7 @@
 #include "netstack/mcast_backend.h"
 #include "netstack/pcap_dump.h"
 #include "netstack/socket_backend.h"
+#include "netstack/user_net.h"
 
 namespace reel {
 
@@ -209,8 +210,31 @@ void PcBoard::build_network() {
         hub.attach(d, name);
         break;
       }
-      case NetOption::Kind::user:
-        throw BadInput("-net user: the user-mode network stack is not in this build of reel yet");
+      case NetOption::Kind::user: {
+        const UserNetOption& u = n.user;
+        // Parsed and checked already; the parts of the stack behind them
+        // are not built yet, and silently ignoring them would mislead.
+        if (!u.forwards.empty())
+          throw BadInput("-net user,hostfwd (or -redir): port forwarding is not in this build of reel yet");
+        if (!u.tftp_root.empty())
+          throw BadInput("-net user,tftp (or -tftp): the TFTP server is not in this build of reel yet");
+        const std::string name = client_name(n, "user");
+        UserNet::Config c;
+        c.network = u.network;
+        c.netmask = u.netmask;
+        c.host = u.host;
+        c.dhcp_start = u.dhcp_start;
+        c.dns = u.dns;
+        c.hostname = u.hostname;
+        c.domainname = u.domainname;
+        c.dns_search = u.dns_search;
+        c.restrict = u.restrict;
+        c.bootfile = u.bootfile;
+        c.tftp_server_name = u.tftp_server_name;
+        auto& gateway = m.add_device<UserNet>(name, m, c);
+        hub.attach(gateway, name);
+        break;
+      }
     }
   }
 }
