@@ -400,8 +400,10 @@ TEST_F(UserNetTest, UdpAndTcpDroppedByReason) {
   for (std::size_t udp_len : {4u, 8u}) {
     Ipv4Fields fi = ip_fields(0, 0xffffffff, IpProtocol::udp);
     std::vector<u8> udp(ipbytes.begin() + 20, ipbytes.begin() + 20 + static_cast<std::ptrdiff_t>(udp_len));
-    if (udp_len == 8) store_be16(&udp[4], 200);  // length beyond the datagram
-    store_be16(&udp[6], 0);
+    if (udp_len == 8) {
+      store_be16(&udp[4], 200);  // length beyond the datagram
+      store_be16(&udp[6], 0);    // no checksum, so the length is what is wrong
+    }
     EXPECT_TRUE(exchange(ethernet(kBroadcastMac, kGuestMac, EtherType::ipv4, ipv4(fi, udp))).empty());
   }
   EXPECT_EQ(net->counters().dropped_bad_udp, 2u);
