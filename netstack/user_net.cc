@@ -28,6 +28,7 @@ constexpr u8 kDefaultTtl = 64;
 constexpr u8 kMaxTtl = 255;
 // An ICMP error quotes at most 576 - 20 - 8 bytes of the datagram (libslirp's ICMP_MAXDATALEN).
 constexpr std::size_t kIcmpErrorMaxQuote = 548;
+constexpr std::size_t kMaxIpPayload = 1500 - wire::kIpv4MinHeaderSize;
 // libslirp sends vendor class "HTTPClient" when the bootfile is an http URL
 // (UEFI HTTP boot).
 constexpr u8 kOptionVendorClass = 60;
@@ -56,10 +57,41 @@ bool may_answer_with_error(u8 icmp_type) {
   return icmp_type == 0 || icmp_type == 8 || (icmp_type >= 13 && icmp_type <= 18);
 }
 
+u64 reassembly_refusals(const Ipv4Reassembly::Counters& c) {
+  return c.dropped_overlap + c.dropped_too_long + c.dropped_bad_fragment + c.dropped_too_many_fragments +
+         c.dropped_memory;
+}
+
+// The first IPv4 "nameserver" line of a resolv.conf, or empty.
+std::string first_nameserver(std::string_view text) {
+  while (!text.empty()) {
+    const auto eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+    while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+    constexpr std::string_view kKey = "nameserver";
+    if (line.substr(0, kKey.size()) != kKey || line.size() == kKey.size() || !is_space(line[kKey.size()]))
+      continue;
+    line.remove_prefix(kKey.size());
+    while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+    std::size_t n = 0;
+    while (n < line.size() && ((line[n] >= '0' && line[n] <= '9') || line[n] == '.')) ++n;
+    // Only dotted quads: an IPv6 nameserver is no use to an IPv4 NAT.
+    if (n > 0 && (n == line.size() || is_space(line[n]) || line[n] == '#') &&
+        std::count(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(n), '.') == 3) {
+      return std::string(line.substr(0, n));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 UserNet::UserNet(std::string name, Machine& machine, Config config)
-    : Component(std::move(name)), m_machine(machine), m_config(std::move(config)) {}
+    : Component(std::move(name)), m_machine(machine), m_config(std::move(config)) {
+  m_timer = m_machine.scheduler().add_timer(this->name() + ".timer", [this] { on_timer(); });
+}
 
 std::string UserNet::describe_port() const {
   return "net=" + dotted(m_config.network) + ", restricted=" + (m_config.restrict ? "y" : "n");
@@ -192,9 +224,27 @@ void UserNet::ipv4_input(const wire::MacAddress& frame_source, std::span<const u
     return;
   }
   if (ip->is_fragment()) {
-    ++m_counters.dropped_ipv4_fragment;
+    const u64 refused_before = reassembly_refusals(m_reassembly.counters());
+    auto whole = m_reassembly.add(*ip, now_ns());
+    if (const auto next = m_reassembly.next_deadline()) wake_at(*next);
+    if (!whole) {
+      // Waiting for more pieces is not a drop; a refusal is.
+      if (reassembly_refusals(m_reassembly.counters()) != refused_before) ++m_counters.dropped_ipv4_fragment;
+      return;
+    }
+    const auto reassembled = wire::Ipv4Packet::parse(*whole);
+    if (!reassembled) {
+      ++m_counters.dropped_ipv4_malformed;
+      return;
+    }
+    ipv4_dispatch(*reassembled);
     return;
   }
+  ipv4_dispatch(*ip);
+}
+
+void UserNet::ipv4_dispatch(const wire::Ipv4Packet& ip_view) {
+  const wire::Ipv4Packet* ip = &ip_view;
   switch (ip->protocol()) {
     case static_cast<u8>(wire::IpProtocol::icmp):
       icmp_input(*ip);
@@ -234,39 +284,54 @@ void UserNet::icmp_input(const wire::Ipv4Packet& ip) {
     return;
   }
   // libslirp's icmp_reflect: same TOS and DF, options dropped, TTL 255.
-  std::vector<u8> frame(kIpPayloadOffset + ip.payload().size());
-  const auto n = wire::build_icmp_echo(std::span(frame).subspan(kIpPayloadOffset), wire::IcmpType::echo_reply,
-                                       icmp->identifier(), icmp->sequence(), icmp->body());
+  std::vector<u8> reply(ip.payload().size());
+  const auto n = wire::build_icmp_echo(reply, wire::IcmpType::echo_reply, icmp->identifier(), icmp->sequence(),
+                                       icmp->body());
   if (!n) return;
+  if (arp_lookup(ip.source()) == std::nullopt) {
+    ++m_counters.dropped_unroutable;  // from 0.0.0.0: nobody to answer
+    return;
+  }
   ++m_counters.icmp_echo_replies;
-  send_ipv4(std::span(frame),
-            IpOut{ip.destination(), ip.source(), static_cast<u8>(wire::IpProtocol::icmp), ip.tos(), kMaxTtl,
-                  ip.dont_fragment()},
-            *n);
+  send_to_guest(GatewayDatagram{ip.destination(), ip.source(), static_cast<u8>(wire::IpProtocol::icmp), ip.tos(),
+                                kMaxTtl, ip.dont_fragment()},
+                std::span<const u8>(reply).first(*n));
 }
 
 void UserNet::send_icmp_error(const wire::Ipv4Packet& original, u8 type, u8 code) {
+  send_icmp_error(original.bytes(), type, code);
+}
+
+void UserNet::send_icmp_error(std::span<const u8> original, u8 type, u8 code) {
+  // Works from raw bytes: the quote of a datagram that never reassembled
+  // is a header whose length field promises more than is there.
+  if (original.size() < wire::kIpv4MinHeaderSize) return;
+  const std::size_t ihl = std::size_t{original[0] & 0x0fu} * 4;
+  if (ihl < wire::kIpv4MinHeaderSize || ihl > original.size()) return;
+  const u32 source =
+      (u32{original[12]} << 24) | (u32{original[13]} << 16) | (u32{original[14]} << 8) | original[15];
+  const u16 fragment_offset = static_cast<u16>(((original[6] & 0x1f) << 8) | original[7]);
+  const u8 protocol = original[9];
+  const u8 tos = original[1];
   // libslirp's icmp_send_error rules: only about first fragments, never
   // to a source that is not a host, never about an ICMP error.
-  if (original.fragment_offset() != 0) return;
-  if ((original.source() & 0x0fffffff) == 0 || original.source() == kLimitedBroadcast ||
-      original.source() == broadcast_address() || (original.source() >> 28) == 0xe) {
+  if (fragment_offset != 0) return;
+  if ((source & 0x0fffffff) == 0 || source == kLimitedBroadcast || source == broadcast_address() ||
+      (source >> 28) == 0xe) {
     return;
   }
-  if (original.protocol() == static_cast<u8>(wire::IpProtocol::icmp)) {
-    const auto payload = original.payload();
-    if (payload.empty()) return;
-    if (!may_answer_with_error(payload[0])) return;
+  if (protocol == static_cast<u8>(wire::IpProtocol::icmp)) {
+    if (original.size() == ihl) return;
+    if (!may_answer_with_error(original[ihl])) return;
   }
   std::array<u8, wire::kEthernetHeaderSize + 1500> frame;
-  const std::span<const u8> quote =
-      original.bytes().first(std::min(original.bytes().size(), kIcmpErrorMaxQuote));
+  const std::span<const u8> quote = original.first(std::min(original.size(), kIcmpErrorMaxQuote));
   const auto n = wire::build_icmp_error(std::span(frame).subspan(kIpPayloadOffset), type, code, 0, quote);
   if (!n) return;
   ++m_counters.icmp_errors_sent;
   send_ipv4(frame,
-            IpOut{m_config.host, original.source(), static_cast<u8>(wire::IpProtocol::icmp),
-                  static_cast<u8>((original.tos() & 0x1e) | 0xc0), kMaxTtl, false},
+            IpOut{m_config.host, source, static_cast<u8>(wire::IpProtocol::icmp),
+                  static_cast<u8>((tos & 0x1e) | 0xc0), kMaxTtl, false},
             *n);
 }
 
@@ -513,6 +578,138 @@ void UserNet::send_ipv4(std::span<u8> frame, const IpOut& out, std::size_t paylo
   if (!n) return;
   ++m_counters.frames_out;
   transmit(frame.first(*n));
+}
+
+void UserNet::send_ipv4_frame(const wire::MacAddress& dst, const wire::Ipv4Fields& f,
+                              std::span<const u8> payload) {
+  std::array<u8, wire::kEthernetHeaderSize + 1500> frame;
+  const auto ip_len = wire::build_ipv4(std::span(frame).subspan(kIpOffset), f, payload);
+  if (!ip_len) return;
+  const auto n =
+      wire::build_ethernet(frame, dst, mac_for(m_config.host), static_cast<u16>(wire::EtherType::ipv4),
+                           std::span(frame).subspan(kIpOffset, *ip_len));
+  if (!n) return;
+  ++m_counters.frames_out;
+  transmit(std::span(frame).first(*n));
+}
+
+void UserNet::send_arp_request(u32 target) {
+  std::array<u8, kArpReplyFrameSize> frame{};
+  wire::ArpFields request;
+  request.operation = wire::ArpOperation::request;
+  request.sender_mac = mac_for(m_config.host);
+  request.sender_ip = m_config.host;
+  request.target_ip = target;
+  const auto n = wire::build_arp(std::span(frame).subspan(wire::kEthernetHeaderSize), request);
+  if (!n) return;
+  wire::build_ethernet(frame, wire::kBroadcastMac, request.sender_mac, static_cast<u16>(wire::EtherType::arp),
+                       std::span(frame).subspan(wire::kEthernetHeaderSize, *n));
+  ++m_counters.frames_out;
+  transmit(frame);
+}
+
+// ------------------------------------------------------ the services' link --
+
+u64 UserNet::now_ns() const { return m_machine.clock().now_ns(); }
+
+bool UserNet::send_to_guest(const GatewayDatagram& d, std::span<const u8> payload) {
+  const auto mac = arp_lookup(d.destination);
+  if (!mac) {
+    // libslirp holds one packet and sends an ARP request; reel drops it and
+    // asks, and the sender's own recovery (TCP retransmission) does the rest.
+    ++m_counters.dropped_no_arp;
+    send_arp_request(d.destination);
+    return false;
+  }
+  wire::Ipv4Fields f;
+  f.tos = d.tos;
+  f.identification = m_ip_id++;
+  f.dont_fragment = d.dont_fragment;
+  f.ttl = d.ttl;
+  f.protocol = d.protocol;
+  f.source = d.source;
+  f.destination = d.destination;
+  if (payload.size() <= kMaxIpPayload) {
+    send_ipv4_frame(*mac, f, payload);
+    return true;
+  }
+  if (d.dont_fragment || payload.size() > 0xffff - wire::kIpv4MinHeaderSize) {
+    ++m_counters.dropped_too_big_df;
+    return false;
+  }
+  // Pieces of 1480 bytes (a multiple of 8) as RFC 791 cuts them.
+  for (std::size_t off = 0; off < payload.size(); off += kMaxIpPayload) {
+    const std::size_t len = std::min(kMaxIpPayload, payload.size() - off);
+    f.more_fragments = off + len < payload.size();
+    f.fragment_offset = static_cast<u16>(off / 8);
+    ++m_counters.fragments_out;
+    send_ipv4_frame(*mac, f, payload.subspan(off, len));
+  }
+  return true;
+}
+
+void UserNet::wake_at(u64 deadline_ns) {
+  Scheduler& s = m_machine.scheduler();
+  if (!s.armed(m_timer) || deadline_ns < s.deadline(m_timer)) s.arm(m_timer, deadline_ns);
+}
+
+void UserNet::on_timer() {
+  const u64 now = now_ns();
+  for (const auto& quote : m_reassembly.expire(now)) {
+    send_icmp_error(std::span<const u8>(quote), static_cast<u8>(wire::IcmpType::time_exceeded),
+                    static_cast<u8>(wire::IcmpTimeExceededCode::reassembly));
+  }
+  if (const auto next = m_reassembly.next_deadline()) wake_at(*next);
+}
+
+std::optional<GatewayLink::HostTarget> UserNet::host_target(u32 destination, u16 port) {
+  if (destination == m_config.dns) {
+    if (port != 53) return std::nullopt;
+    return resolver();
+  }
+  if (m_config.restrict) return std::nullopt;
+  if (destination == m_config.host) return HostTarget{"127.0.0.1", port};
+  // Other addresses inside the virtual network are nobody (libslirp's
+  // guestfwd addresses would live here); broadcast and multicast go nowhere.
+  if ((destination & m_config.netmask) == m_config.network) return std::nullopt;
+  if (destination == 0 || destination == kLimitedBroadcast || (destination >> 28) >= 0xe) return std::nullopt;
+  return HostTarget{dotted(destination), port};
+}
+
+u32 UserNet::guest_visible_source(u32 host_ip) const {
+  return (host_ip >> 24) == 127 ? m_config.host : host_ip;
+}
+
+void UserNet::log(const std::string& line) { m_machine.log(line); }
+
+std::optional<GatewayLink::HostTarget> UserNet::resolver() {
+  if (!m_resolver_known) {
+    m_resolver_known = true;
+    std::string spec = m_config.resolver;
+    if (spec.empty()) {
+      // The host's resolver, as libslirp finds it. Read through HostIO, so
+      // a replay sees the same nameserver whatever its host has.
+      const HostFile f = m_machine.host().read_file("/etc/resolv.conf");
+      if (f.ok)
+        spec =
+            first_nameserver(std::string_view(reinterpret_cast<const char*>(f.bytes.data()), f.bytes.size()));
+      if (!spec.empty()) spec += ":53";
+    }
+    const auto colon = spec.rfind(':');
+    if (colon != std::string::npos) {
+      m_resolver_host = spec.substr(0, colon);
+      unsigned port = 0;
+      for (char c : spec.substr(colon + 1))
+        port = (c >= '0' && c <= '9' && port < 65536) ? port * 10 + (c - '0') : 70000;
+      m_resolver_port = port > 0 && port < 65536 ? static_cast<u16>(port) : 0;
+      if (m_resolver_port == 0) m_resolver_host.clear();
+    }
+    if (m_resolver_host.empty())
+      log(name() + ": no DNS resolver (none in /etc/resolv.conf): queries to " + dotted(m_config.dns) +
+          " are dropped");
+  }
+  if (m_resolver_host.empty()) return std::nullopt;
+  return HostTarget{m_resolver_host, m_resolver_port};
 }
 
 // ---------------------------------------------------------------- state --

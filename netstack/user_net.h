@@ -8,8 +8,12 @@
 
 #include "core/component.h"
 #include "core/frame_port.h"
+#include "core/scheduler.h"
 #include "core/state_archive.h"
 #include "core/types.h"
+#include "netstack/gateway_link.h"
+#include "netstack/ipv4_reassembly.h"
+#include "netstack/user_net_config.h"
 #include "netstack/wire/ethernet.h"
 
 namespace reel {
@@ -18,6 +22,7 @@ class Machine;
 
 namespace wire {
 class Ipv4Packet;
+struct Ipv4Fields;
 class UdpDatagram;
 class DhcpMessage;
 }  // namespace wire
@@ -28,22 +33,9 @@ class DhcpMessage;
 // server; everything that would need the host (NAT, DNS, TFTP) is dropped
 // and counted by reason until it exists. It never touches the host, so it
 // runs unchanged in replay.
-class UserNet : public Component, public FramePort {
+class UserNet : public Component, public FramePort, public GatewayLink {
  public:
-  struct Config {              // QEMU's -net user defaults
-    u32 network = 0x0a000200;  // net=10.0.2.0/24
-    u32 netmask = 0xffffff00;
-    u32 host = 0x0a000202;                // host= (gateway, DHCP server, TFTP server)
-    u32 dhcp_start = 0x0a00020f;          // dhcpstart=
-    u32 dns = 0x0a000203;                 // dns=
-    std::string hostname;                 // hostname= (DHCP option 12)
-    std::string domainname;               // domainname= (option 15)
-    std::vector<std::string> dns_search;  // dnssearch= (option 119)
-    bool restrict = false;                // restrict=on
-    std::string tftp_root;                // tftp= (later)
-    std::string bootfile;                 // bootfile= (BOOTP file field; option 67 when asked for)
-    std::string tftp_server_name;         // tftp-server-name= (option 66)
-  };
+  using Config = UserNetConfig;
 
   // libslirp's sizes: 16 ARP entries (round-robin replacement) and 16
   // leases, one per address from dhcp_start up.
@@ -56,6 +48,17 @@ class UserNet : public Component, public FramePort {
   UserNet(std::string name, Machine& machine, Config config);
 
   void receive_frame(std::span<const u8> frame) override;
+
+  // GatewayLink: what the services behind the gateway use.
+  Machine& machine() override { return m_machine; }
+  const UserNetConfig& config() const override { return m_config; }
+  u64 now_ns() const override;
+  bool send_to_guest(const GatewayDatagram& datagram, std::span<const u8> payload) override;
+  void send_icmp_error(std::span<const u8> original, u8 type, u8 code) override;
+  void wake_at(u64 deadline_ns) override;
+  std::optional<HostTarget> host_target(u32 destination, u16 port) override;
+  u32 guest_visible_source(u32 host_ip) const override;
+  void log(const std::string& line) override;
   // QEMU 0.x's `info network` line: "net=10.0.2.0, restricted=n".
   std::string describe_port() const override;
   // The gateway is outside the guest: like QEMU's slirp it keeps its ARP
@@ -82,11 +85,14 @@ class UserNet : public Component, public FramePort {
     // IPv4
     u64 dropped_ipv4_malformed = 0;  // short, bad version/IHL/length/options
     u64 dropped_ipv4_checksum = 0;
-    u64 dropped_ipv4_fragment = 0;  // reassembly comes later
+    u64 dropped_ipv4_fragment = 0;  // refused by the reassembler (its own counters say why)
     u64 dropped_ttl_expired = 0;    // TTL 0 on arrival (time exceeded sent)
     u64 dropped_ip_protocol = 0;    // neither ICMP, UDP nor TCP
     u64 dropped_restricted = 0;     // restrict=on and not for the gateway itself
     u64 dropped_unroutable = 0;     // a reply to a sender with no usable address (0.0.0.0)
+    u64 dropped_no_arp = 0;         // to a guest address not in the ARP table (a request went out)
+    u64 dropped_too_big_df = 0;     // larger than the MTU with DF set
+    u64 fragments_out = 0;          // fragments of datagrams larger than the MTU
     // ICMP
     u64 icmp_echo_replies = 0;
     u64 icmp_errors_sent = 0;
@@ -125,10 +131,12 @@ class UserNet : public Component, public FramePort {
          REEL_FIELD(dhcp_acks), REEL_FIELD(dhcp_naks), REEL_FIELD(dhcp_informs), REEL_FIELD(dhcp_releases),
          REEL_FIELD(dhcp_declines), REEL_FIELD(dropped_dhcp_malformed), REEL_FIELD(dropped_dhcp_not_request),
          REEL_FIELD(dropped_dhcp_unknown_type), REEL_FIELD(dropped_dhcp_other_server),
-         REEL_FIELD(dropped_dhcp_no_address), REEL_FIELD(dropped_dhcp_bad_release));
+         REEL_FIELD(dropped_dhcp_no_address), REEL_FIELD(dropped_dhcp_bad_release),
+         REEL_FIELD(dropped_no_arp), REEL_FIELD(dropped_too_big_df), REEL_FIELD(fragments_out));
     }
   };
   const Counters& counters() const { return m_counters; }
+  const Ipv4Reassembly& reassembly() const { return m_reassembly; }
 
   struct ArpEntry {
     u32 ip = 0;  // 0: unused slot
@@ -154,7 +162,8 @@ class UserNet : public Component, public FramePort {
   template <class Archive>
   void serialize(Archive& ar) {
     ar(REEL_FIELD(m_arp), REEL_FIELD(m_arp_next), REEL_FIELD(m_leases), REEL_FIELD(m_ip_id),
-       REEL_FIELD(m_counters));
+       REEL_FIELD(m_counters), REEL_FIELD(m_reassembly), REEL_FIELD(m_resolver_host),
+       REEL_FIELD(m_resolver_port), REEL_FIELD(m_resolver_known));
   }
 
  private:
@@ -174,6 +183,12 @@ class UserNet : public Component, public FramePort {
   void arp_input(const wire::MacAddress& frame_source, std::span<const u8> payload);
   void arp_learn(u32 ip, const wire::MacAddress& mac);
   void ipv4_input(const wire::MacAddress& frame_source, std::span<const u8> payload);
+  void ipv4_dispatch(const wire::Ipv4Packet& ip);
+  void on_timer();
+  void send_arp_request(u32 target);
+  // The resolver DNS queries go to: the resolver= option, else the first
+  // nameserver of the host's /etc/resolv.conf, read once through HostIO.
+  std::optional<HostTarget> resolver();
   void icmp_input(const wire::Ipv4Packet& ip);
   void udp_input(const wire::Ipv4Packet& ip);
   void dhcp_input(const wire::UdpDatagram& udp);
@@ -201,6 +216,7 @@ class UserNet : public Component, public FramePort {
   };
   void send_ipv4(std::span<u8> frame, const IpOut& out, std::size_t payload_size);
   void send_icmp_error(const wire::Ipv4Packet& original, u8 type, u8 code);
+  void send_ipv4_frame(const wire::MacAddress& dst, const wire::Ipv4Fields& f, std::span<const u8> payload);
 
   Machine& m_machine;
   Config m_config;
@@ -209,6 +225,11 @@ class UserNet : public Component, public FramePort {
   std::array<Lease, kLeaseCount> m_leases{};
   u16 m_ip_id = 0;  // libslirp numbers its datagrams from one counter
   Counters m_counters;
+  Ipv4Reassembly m_reassembly;
+  Scheduler::TimerId m_timer = 0;
+  std::string m_resolver_host;  // empty: none found
+  u16 m_resolver_port = 0;
+  bool m_resolver_known = false;  // looked up already
 };
 
 }  // namespace reel

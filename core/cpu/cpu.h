@@ -9,6 +9,7 @@
 // core/cpu/cpu_exec.cc, which decodes from guest memory each time.
 
 #include <array>
+#include <memory>
 #include <functional>
 #include <span>
 #include <vector>
@@ -167,7 +168,10 @@ class Cpu : public IntrListener {
     u32 bytes = 0;   // bytes covered, for the CS limit check
     u16 count = 0;
     bool code32 = false;
-    DecodedInsn* insns = nullptr;  // kMaxBlockInsns records in m_block_insns
+    DecodedInsn* insns = nullptr;  // kMaxBlockInsns records, allocated when the slot is first used
+    // Per slot, so start-up does not pay for zeroing records of slots a
+    // short run never touches (2048 x 32 records were 2 MiB).
+    std::unique_ptr<DecodedInsn[]> storage;
   };
   struct Fault {
     u8 vector;
@@ -281,7 +285,6 @@ class Cpu : public IntrListener {
   u32 m_ram_size = 0;
   std::vector<u32> m_page_gen;         // bumped when a page holding decoded code is written
   std::vector<DecodedBlock> m_blocks;  // direct-mapped by physical address; empty until first used
-  std::vector<DecodedInsn> m_block_insns;
 
   BlockHook m_block_hook;
   u32 m_block_start = 0;

@@ -923,11 +923,7 @@ const Cpu::DecodedBlock* Cpu::find_block(u32 phys, bool code32) {
   // Code outside plain RAM (ROM behind the MMIO bus, the VGA hole) is not
   // cached: nothing would tell us when it changes.
   if (phys >= m_ram_size || (m_page_flags[page] & GuestMemory::kMmio)) return nullptr;
-  if (m_blocks.empty()) {
-    m_blocks.resize(kBlockSlots);
-    m_block_insns.resize(size_t{kBlockSlots} * kMaxBlockInsns);
-    for (u32 i = 0; i < kBlockSlots; ++i) m_blocks[i].insns = &m_block_insns[size_t{i} * kMaxBlockInsns];
-  }
+  if (m_blocks.empty()) m_blocks.resize(kBlockSlots);
   DecodedBlock& b = m_blocks[((phys * 0x9e3779b1u) >> 16) & (kBlockSlots - 1)];
   if (b.phys == phys && b.code32 == code32 && b.gen == m_page_gen[page] &&
       (m_page_flags[page] & GuestMemory::kHasCode)) {
@@ -940,6 +936,10 @@ const Cpu::DecodedBlock* Cpu::find_block(u32 phys, bool code32) {
 void Cpu::decode_block(DecodedBlock& b, u32 phys, bool code32) {
   const u32 page = phys >> GuestMemory::kPageShift;
   m_memory.mark_code_page(page);
+  if (!b.insns) {
+    b.storage = std::make_unique<DecodedInsn[]>(kMaxBlockInsns);
+    b.insns = b.storage.get();
+  }
   b.phys = phys;
   b.code32 = code32;
   b.gen = m_page_gen[page];

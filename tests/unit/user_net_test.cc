@@ -355,16 +355,76 @@ TEST_F(UserNetTest, BadIpv4AndIcmpDropped) {
   EXPECT_EQ(net->counters().dropped_icmp_ignored, 1u);
 }
 
-TEST_F(UserNetTest, FragmentsDroppedAndCounted) {
+TEST_F(UserNetTest, FragmentedEchoIsReassembledAndAnswered) {
+  std::vector<u8> body(3000);
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<u8>(i * 13);
+  std::vector<u8> icmp(8 + body.size());
+  ASSERT_TRUE(build_icmp_echo(icmp, IcmpType::echo_request, 7, 9, body));
+  Ipv4Fields f = ip_fields(kGuestIp, kHost, IpProtocol::icmp);
+  f.more_fragments = true;
+  EXPECT_TRUE(exchange(ethernet(kGatewayMac, kGuestMac, EtherType::ipv4,
+                                ipv4(f, std::span<const u8>(icmp).first(1480))))
+                  .empty());
+  f.more_fragments = false;
+  f.fragment_offset = 1480 / 8;
+  const auto replies = exchange(
+      ethernet(kGatewayMac, kGuestMac, EtherType::ipv4, ipv4(f, std::span<const u8>(icmp).subspan(1480))));
+  // The 3008-byte reply leaves in three fragments of one datagram.
+  ASSERT_EQ(replies.size(), 3u);
+  std::vector<u8> echoed;
+  u16 id = 0;
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    const auto eth = EthernetFrame::parse(replies[i]);
+    ASSERT_TRUE(eth);
+    const auto ip = Ipv4Packet::parse(eth->payload());
+    ASSERT_TRUE(ip);
+    if (i == 0) id = ip->identification();
+    EXPECT_EQ(ip->identification(), id);
+    EXPECT_EQ(ip->more_fragments(), i + 1 < replies.size());
+    EXPECT_EQ(ip->fragment_offset_bytes(), echoed.size());
+    echoed.insert(echoed.end(), ip->payload().begin(), ip->payload().end());
+  }
+  ASSERT_EQ(echoed.size(), icmp.size());
+  EXPECT_EQ(echoed[0], static_cast<u8>(IcmpType::echo_reply));
+  EXPECT_TRUE(std::equal(echoed.begin() + 8, echoed.end(), body.begin()));
+  EXPECT_EQ(net->counters().fragments_out, 3u);
+  EXPECT_EQ(net->reassembly().counters().reassembled, 1u);
+}
+
+TEST_F(UserNetTest, OverlappingFragmentsDroppedAndCounted) {
   std::vector<u8> icmp(16);
   build_icmp_echo(icmp, IcmpType::echo_request, 1, 1, std::vector<u8>(8));
   Ipv4Fields f = ip_fields(kGuestIp, kHost, IpProtocol::icmp);
   f.more_fragments = true;
   EXPECT_TRUE(exchange(ethernet(kGatewayMac, kGuestMac, EtherType::ipv4, ipv4(f, icmp))).empty());
   f.more_fragments = false;
-  f.fragment_offset = 2;
+  f.fragment_offset = 1;  // starts inside the first piece
   EXPECT_TRUE(exchange(ethernet(kGatewayMac, kGuestMac, EtherType::ipv4, ipv4(f, icmp))).empty());
-  EXPECT_EQ(net->counters().dropped_ipv4_fragment, 2u);
+  EXPECT_EQ(net->counters().dropped_ipv4_fragment, 1u);
+  EXPECT_EQ(net->reassembly().counters().dropped_overlap, 1u);
+}
+
+TEST_F(UserNetTest, UnfinishedFragmentsTimeOutWithTimeExceeded) {
+  std::vector<u8> icmp(16);
+  build_icmp_echo(icmp, IcmpType::echo_request, 1, 1, std::vector<u8>(8));
+  Ipv4Fields f = ip_fields(kGuestIp, kHost, IpProtocol::icmp);
+  f.more_fragments = true;
+  const auto first = ipv4(f, icmp);
+  EXPECT_TRUE(exchange(ethernet(kGatewayMac, kGuestMac, EtherType::ipv4, first)).empty());
+  machine->clock().advance_idle_to(machine->clock().now_ns() + 31'000'000'000ull);
+  machine->scheduler().run_due(machine->clock().now_ns());
+  ASSERT_EQ(guest->got.size(), 1u);
+  const auto eth = EthernetFrame::parse(guest->got[0]);
+  ASSERT_TRUE(eth);
+  const auto ip = Ipv4Packet::parse(eth->payload());
+  ASSERT_TRUE(ip);
+  const auto err = IcmpMessage::parse(ip->payload());
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->type(), static_cast<u8>(IcmpType::time_exceeded));
+  EXPECT_EQ(err->code(), static_cast<u8>(IcmpTimeExceededCode::reassembly));
+  // The quote: the first fragment's header and 8 bytes of its payload.
+  EXPECT_TRUE(std::equal(err->body().begin(), err->body().end(), first.begin()));
+  EXPECT_EQ(err->body().size(), 28u);
 }
 
 TEST_F(UserNetTest, TtlZeroGetsTimeExceeded) {
