@@ -34,7 +34,15 @@ struct HostFile {
   bool ok = false;
   std::vector<u8> bytes;
   std::string error;  // one line, when !ok
+  // read_file_under() only: the name was refused by the jail (absolute,
+  // "..", outside the root, not a regular file), as opposed to missing or
+  // unreadable, so a server can answer "access violation" rather than
+  // "file not found". Refusal errors start with kHostFileRefusedPrefix.
+  bool refused = false;
 };
+inline constexpr const char* kHostFileRefusedPrefix = "refused: ";
+// Larger files are refused by read_file_under(): every byte is journaled.
+inline constexpr u64 kMaxHostFileUnder = u64{256} << 20;
 
 // How a run ended, for the journal's end event and the exit status.
 struct RunEnd {
@@ -66,6 +74,10 @@ struct SocketSpec {
     udp,            // bound to host:port (port 0: any); socket_send_to() and `datagram`s
     udp_multicast,  // joined to group host:port with loopback on; local_host picks the
                     // interface; socket_send() goes to the group
+    icmp_echo,      // an unprivileged ping socket (needs net.ipv4.ping_group_range); host
+                    // empty or an address to bind; socket_send_to() sends one ICMP echo
+                    // request (the host rewrites its identifier and checksum); replies are
+                    // `datagram`s holding the ICMP message
   };
   Kind kind = Kind::tcp_connect;
   std::string host;  // a name or dotted quad; empty = any address (listen, udp)
@@ -130,6 +142,13 @@ class HostIO {
   // Host wall clock, ns since the Unix epoch (UTC).
   virtual i64 host_time_ns() = 0;
   virtual HostFile read_file(const std::string& path) = 0;
+  // Reads `name`, a client-supplied relative path (a TFTP filename), inside
+  // the directory `root`. Refused (ok false, refused true): absolute
+  // names, any ".." component, a real location (symlinks resolved) outside
+  // root's real location, directories and other non-regular files, files
+  // over kMaxHostFileUnder. Journaled with the contents, whatever
+  // set_embed_files says, so a replay needs neither the file nor the root.
+  virtual HostFile read_file_under(const std::string& root, const std::string& name) = 0;
   virtual ChannelId open_console(const ConsoleSpec& spec) = 0;
   virtual void console_write(ChannelId channel, std::span<const u8> bytes) = 0;
 

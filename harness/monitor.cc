@@ -4,7 +4,9 @@
 #include <cstdio>
 
 #include "core/machine.h"
+#include "harness/options.h"
 #include "netstack/hub.h"
+#include "netstack/user_net.h"
 
 namespace reel {
 
@@ -23,6 +25,19 @@ std::string hex32(u32 v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", v);
   return buf;
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t a = s.find_first_not_of(" \t", i);
+    if (a == std::string::npos) break;
+    const size_t b = s.find_first_of(" \t", a);
+    out.push_back(s.substr(a, b == std::string::npos ? std::string::npos : b - a));
+    i = b == std::string::npos ? s.size() : b;
+  }
+  return out;
 }
 
 }  // namespace
@@ -72,11 +87,19 @@ std::string Monitor::execute(const std::string& line) {
   if (line == "help" || line == "?") {
     return "info network    -- show the VLANs and what is attached to them\n"
            "info registers  -- show the CPU registers\n"
+           "info usernet    -- show the user-mode networks' forwards and leases\n"
+           "hostfwd_add [vlan_id name] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport\n"
+           "                -- forward a host port to the guest (-net user)\n"
+           "hostfwd_remove [vlan_id name] [tcp|udp]:[hostaddr]:hostport\n"
+           "                -- remove a forward\n"
            "quit|q          -- end the run\n";
   }
   if (line == "info network") return info_network();
   if (line == "info registers") return info_registers();
-  if (line == "info" || line.rfind("info ", 0) == 0) return "info: available: network, registers\n";
+  if (line == "info usernet") return info_usernet();
+  if (line == "info" || line.rfind("info ", 0) == 0) return "info: available: network, registers, usernet\n";
+  const auto w = words(line);
+  if (!w.empty() && (w[0] == "hostfwd_add" || w[0] == "hostfwd_remove")) return hostfwd(w);
   return "unknown command: '" + line + "'\n";
 }
 
@@ -84,9 +107,66 @@ std::string Monitor::info_network() const {
   std::string out;
   for (const Hub* hub : m_hubs()) {
     out += "VLAN " + std::to_string(hub->vlan()) + " devices:\n";
-    for (const Hub::PortEntry& p : hub->ports()) out += "  " + p.name + ": " + p.port->describe_port() + "\n";
+    for (const Hub::PortEntry& p : hub->ports()) {
+      out += "  " + p.name + ": " + p.port->describe_port() + "\n";
+      // A user-mode network's forwards belong to what the VLAN leads to.
+      if (const auto* u = dynamic_cast<const UserNet*>(p.port)) {
+        for (const std::string& f : u->forwards().describe()) out += "    hostfwd " + f + "\n";
+      }
+    }
   }
   return out;
+}
+
+std::vector<std::pair<unsigned, UserNet*>> Monitor::user_nets() const {
+  std::vector<std::pair<unsigned, UserNet*>> out;
+  for (const Hub* hub : m_hubs()) {
+    for (const Hub::PortEntry& p : hub->ports()) {
+      if (auto* u = dynamic_cast<UserNet*>(p.port)) out.emplace_back(hub->vlan(), u);
+    }
+  }
+  return out;
+}
+
+std::string Monitor::info_usernet() const {
+  std::string out;
+  for (const auto& [vlan, net] : user_nets()) {
+    out += "VLAN " + std::to_string(vlan) + " (" + net->name() + "):\n";
+    for (const std::string& l : net->describe_state()) out += "  " + l + "\n";
+  }
+  return out;
+}
+
+std::string Monitor::hostfwd(const std::vector<std::string>& w) {
+  const bool add = w[0] == "hostfwd_add";
+  // QEMU's forms: "<cmd> RULE" (the first user network) or "<cmd> VLAN NAME RULE".
+  if (w.size() != 2 && w.size() != 4) return w[0] + ": expected [vlan_id name] rule\n";
+  UserNet* net = nullptr;
+  for (const auto& [vlan, n] : user_nets()) {
+    if (w.size() == 2 || (std::to_string(vlan) == w[1] && n->name() == w[2])) {
+      net = n;
+      break;
+    }
+  }
+  if (!net)
+    return w.size() == 2 ? w[0] + ": no user-mode network\n"
+                         : w[0] + ": no user-mode network " + w[2] + " on VLAN " + w[1] + "\n";
+  const std::string& rule = w.back();
+  try {
+    if (add) {
+      const PortForwardOption f = parse_port_forward(rule, "hostfwd_add");
+      const std::string error =
+          net->add_forward(UserNetForward{f.udp, f.host_address.empty() ? "127.0.0.1" : f.host_address,
+                                          f.host_port, f.guest_address, f.guest_port});
+      return error.empty() ? std::string{} : error + "\n";
+    }
+    // "[tcp|udp]:[hostaddr]:hostport": reuse the forward parser with a dummy guest side.
+    const PortForwardOption f = parse_port_forward(rule + "-:1", "hostfwd_remove");
+    const std::string error = net->remove_forward(f.udp, f.host_address, f.host_port);
+    return error.empty() ? std::string{} : error + "\n";
+  } catch (const std::exception& e) {
+    return std::string(e.what()) + "\n";
+  }
 }
 
 std::string Monitor::info_registers() const {

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/component.h"
@@ -11,6 +12,7 @@ namespace reel {
 
 class Machine;
 class Hub;
+class UserNet;
 
 // QEMU's human monitor, the commands reel has: `info network`, `info
 // registers`, `help`, `quit`. Its input is console input (journaled, so a
@@ -37,9 +39,12 @@ class Monitor : public Component {
 
   std::string info_network() const;
   std::string info_registers() const;
+  std::string info_usernet() const;
 
  private:
   void write(const std::string& text);
+  std::vector<std::pair<unsigned, UserNet*>> user_nets() const;
+  std::string hostfwd(const std::vector<std::string>& words);
   void greet();
 
   Machine& m_machine;

@@ -196,6 +196,9 @@ PortForwardOption parse_redir(std::string_view text) {
   return f;
 }
 
+void parse_host_port(std::string_view text, std::string_view option, bool host_optional, std::string& host,
+                     u16& port);
+
 void parse_user_property(const std::string& key, const std::string& value, UserNetOption& u) {
   const std::string opt = "-net user," + key;
   if (key == "net") {
@@ -245,6 +248,14 @@ void parse_user_property(const std::string& key, const std::string& value, UserN
     u.tftp_server_name = value;
   } else if (key == "hostfwd") {
     u.forwards.push_back(parse_hostfwd(value, opt));
+  } else if (key == "resolver") {
+    // reel's own: where queries to the dns= address go (default: the
+    // host's /etc/resolv.conf), "A.B.C.D" or "A.B.C.D:PORT".
+    std::string host = value;
+    u16 port = 53;
+    if (value.find(':') != std::string::npos) parse_host_port(value, opt, false, host, port);
+    (void)parse_ipv4(host, opt);
+    u.resolver = host + ":" + std::to_string(port);
   } else if (key == "ipv4") {
     if (!on_off(value, opt)) fail(opt, "reel's user-mode stack is IPv4; ipv4=off leaves it nothing to do");
   } else if (key == "ipv6") {
@@ -443,6 +454,10 @@ MonitorOption parse_monitor(std::string_view text) {
 }
 
 }  // namespace
+
+PortForwardOption parse_port_forward(std::string_view text, std::string_view option) {
+  return parse_hostfwd(text, option);
+}
 
 u32 parse_ipv4(std::string_view text, std::string_view option) {
   u32 a = 0;

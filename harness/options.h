@@ -67,7 +67,12 @@ struct UserNetOption {
   std::string bootfile;                     // bootfile= (or -bootp)
   std::string tftp_server_name;             // tftp-server-name=
   std::vector<PortForwardOption> forwards;  // hostfwd= (repeatable), -redir
+  std::string resolver;                     // resolver=A.B.C.D[:PORT] (reel's own), "ip:port"
 };
+
+// hostfwd's "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport" (also the
+// monitor's hostfwd_add); throws OptionError naming `option`.
+PortForwardOption parse_port_forward(std::string_view text, std::string_view option);
 
 // "10.0.2.15" -> 0x0a00020f; throws OptionError naming `option`.
 u32 parse_ipv4(std::string_view text, std::string_view option);

@@ -212,12 +212,6 @@ void PcBoard::build_network() {
       }
       case NetOption::Kind::user: {
         const UserNetOption& u = n.user;
-        // Parsed and checked already; the parts of the stack behind them
-        // are not built yet, and silently ignoring them would mislead.
-        if (!u.forwards.empty())
-          throw BadInput("-net user,hostfwd (or -redir): port forwarding is not in this build of reel yet");
-        if (!u.tftp_root.empty())
-          throw BadInput("-net user,tftp (or -tftp): the TFTP server is not in this build of reel yet");
         const std::string name = client_name(n, "user");
         UserNet::Config c;
         c.network = u.network;
@@ -229,10 +223,17 @@ void PcBoard::build_network() {
         c.domainname = u.domainname;
         c.dns_search = u.dns_search;
         c.restrict = u.restrict;
+        c.tftp_root = u.tftp_root;
         c.bootfile = u.bootfile;
         c.tftp_server_name = u.tftp_server_name;
+        c.resolver = u.resolver;
+        for (const PortForwardOption& f : u.forwards)
+          c.forwards.push_back(UserNetForward{f.udp, f.host_address.empty() ? "127.0.0.1" : f.host_address,
+                                              f.host_port, f.guest_address, f.guest_port});
         auto& gateway = m.add_device<UserNet>(name, m, c);
         hub.attach(gateway, name);
+        if (const std::string error = gateway.start_forwards(); !error.empty())
+          throw BadInput("-net user,hostfwd (or -redir): " + error);
         break;
       }
     }

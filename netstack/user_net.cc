@@ -89,9 +89,23 @@ std::string first_nameserver(std::string_view text) {
 }  // namespace
 
 UserNet::UserNet(std::string name, Machine& machine, Config config)
-    : Component(std::move(name)), m_machine(machine), m_config(std::move(config)) {
-  m_timer = m_machine.scheduler().add_timer(this->name() + ".timer", [this] { on_timer(); });
-}
+    : Component(std::move(name)),
+      m_machine(machine),
+      m_config(std::move(config)),
+      m_timer(machine.scheduler().add_timer(this->name() + ".timer", [this] { on_timer(); })),
+      m_tcp(std::make_unique<TcpNat>(*this)),
+      m_udp(std::make_unique<UdpNat>(*this)),
+      m_ping(std::make_unique<PingNat>(*this)),
+      m_tftp(std::make_unique<TftpServer>(*this)),
+      m_forwards(*this, PortForwards::Hooks{
+                            [this](SocketId s, const SocketAddress& peer, u32 ip, u16 port) {
+                              m_tcp->forward_accepted(s, peer, ip, port);
+                            },
+                            [this](SocketId s, u32 ip, u16 port) { m_udp->add_forward(s, ip, port); },
+                            [this](SocketId s) { m_udp->remove_forward(s); },
+                        }) {}
+
+UserNet::~UserNet() = default;
 
 std::string UserNet::describe_port() const {
   return "net=" + dotted(m_config.network) + ", restricted=" + (m_config.restrict ? "y" : "n");
@@ -253,10 +267,9 @@ void UserNet::ipv4_dispatch(const wire::Ipv4Packet& ip_view) {
       udp_input(*ip);
       return;
     case static_cast<u8>(wire::IpProtocol::tcp):
-      if (m_config.restrict)
-        ++m_counters.dropped_restricted;
-      else
-        ++m_counters.dropped_tcp_no_nat;
+      // restrict=on still carries forwarded connections; the NAT asks
+      // host_target() before it opens anything for the guest.
+      m_tcp->guest_segment(*ip);
       return;
     default:
       ++m_counters.dropped_ip_protocol;
@@ -280,21 +293,21 @@ void UserNet::icmp_input(const wire::Ipv4Packet& ip) {
     if (m_config.restrict)
       ++m_counters.dropped_restricted;
     else
-      ++m_counters.dropped_icmp_no_nat;
+      m_ping->guest_echo(ip, *icmp);
     return;
   }
   // libslirp's icmp_reflect: same TOS and DF, options dropped, TTL 255.
   std::vector<u8> reply(ip.payload().size());
-  const auto n = wire::build_icmp_echo(reply, wire::IcmpType::echo_reply, icmp->identifier(), icmp->sequence(),
-                                       icmp->body());
+  const auto n = wire::build_icmp_echo(reply, wire::IcmpType::echo_reply, icmp->identifier(),
+                                       icmp->sequence(), icmp->body());
   if (!n) return;
   if (arp_lookup(ip.source()) == std::nullopt) {
     ++m_counters.dropped_unroutable;  // from 0.0.0.0: nobody to answer
     return;
   }
   ++m_counters.icmp_echo_replies;
-  send_to_guest(GatewayDatagram{ip.destination(), ip.source(), static_cast<u8>(wire::IpProtocol::icmp), ip.tos(),
-                                kMaxTtl, ip.dont_fragment()},
+  send_to_guest(GatewayDatagram{ip.destination(), ip.source(), static_cast<u8>(wire::IpProtocol::icmp),
+                                ip.tos(), kMaxTtl, ip.dont_fragment()},
                 std::span<const u8>(reply).first(*n));
 }
 
@@ -350,13 +363,12 @@ void UserNet::udp_input(const wire::Ipv4Packet& ip) {
     return;
   }
   if (port == 69 && ip.destination() == m_config.host) {
-    ++m_counters.dropped_tftp;
+    m_tftp->guest_datagram(ip, *udp);  // answers with an error when there is no tftp= root
     return;
   }
-  if (m_config.restrict)
-    ++m_counters.dropped_restricted;
-  else
-    ++m_counters.dropped_udp_no_nat;
+  // The NAT applies restrict=on through host_target(), so that DNS and the
+  // replies of forwarded UDP flows still pass.
+  m_udp->guest_datagram(ip, *udp);
 }
 
 // ----------------------------------------------------------------- DHCP --
@@ -660,6 +672,10 @@ void UserNet::on_timer() {
                     static_cast<u8>(wire::IcmpTimeExceededCode::reassembly));
   }
   if (const auto next = m_reassembly.next_deadline()) wake_at(*next);
+  m_tcp->on_timer(now);
+  m_udp->on_timer(now);
+  m_ping->on_timer(now);
+  m_tftp->on_timer(now);
 }
 
 std::optional<GatewayLink::HostTarget> UserNet::host_target(u32 destination, u16 port) {
@@ -682,6 +698,37 @@ u32 UserNet::guest_visible_source(u32 host_ip) const {
 
 void UserNet::log(const std::string& line) { m_machine.log(line); }
 
+std::string UserNet::start_forwards() {
+  for (const UserNetForward& f : m_config.forwards) {
+    std::string error = m_forwards.add(f);
+    if (!error.empty()) return error;
+  }
+  return {};
+}
+
+std::vector<std::string> UserNet::describe_state() const {
+  std::vector<std::string> out;
+  for (const std::string& f : m_forwards.describe()) out.push_back("forward " + f);
+  for (const LeaseInfo& l : leases()) {
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", l.mac[0], l.mac[1], l.mac[2], l.mac[3],
+                  l.mac[4], l.mac[5]);
+    out.push_back("lease " + dotted(l.address) + " " + mac + (l.declined ? " (declined)" : ""));
+  }
+  for (const std::string& c : m_tcp->describe_connections()) out.push_back(c);
+  for (const std::string& f : m_udp->describe_flows()) out.push_back(f);
+  for (const std::string& f : m_ping->describe_flows()) out.push_back(f);
+  if (m_tftp->session_count() > 0) out.push_back("tftp sessions " + std::to_string(m_tftp->session_count()));
+  return out;
+}
+
+void UserNet::rebind_sockets() {
+  m_forwards.rebind_sockets();
+  m_tcp->rebind_sockets();
+  m_udp->rebind_sockets();
+  m_ping->rebind_sockets();
+}
+
 std::optional<GatewayLink::HostTarget> UserNet::resolver() {
   if (!m_resolver_known) {
     m_resolver_known = true;
@@ -689,7 +736,7 @@ std::optional<GatewayLink::HostTarget> UserNet::resolver() {
     if (spec.empty()) {
       // The host's resolver, as libslirp finds it. Read through HostIO, so
       // a replay sees the same nameserver whatever its host has.
-      const HostFile f = m_machine.host().read_file("/etc/resolv.conf");
+      const HostFile f = m_machine.host().read_file_under("/", "etc/resolv.conf");
       if (f.ok)
         spec =
             first_nameserver(std::string_view(reinterpret_cast<const char*>(f.bytes.data()), f.bytes.size()));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,11 @@
 #include "core/types.h"
 #include "netstack/gateway_link.h"
 #include "netstack/ipv4_reassembly.h"
+#include "netstack/ping_nat.h"
+#include "netstack/port_forwards.h"
+#include "netstack/tcp_nat.h"
+#include "netstack/tftp_server.h"
+#include "netstack/udp_nat.h"
 #include "netstack/user_net_config.h"
 #include "netstack/wire/ethernet.h"
 
@@ -46,6 +52,7 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   static constexpr std::size_t kDhcpReplySize = 548;
 
   UserNet(std::string name, Machine& machine, Config config);
+  ~UserNet() override;
 
   void receive_frame(std::span<const u8> frame) override;
 
@@ -97,13 +104,9 @@ class UserNet : public Component, public FramePort, public GatewayLink {
     u64 icmp_echo_replies = 0;
     u64 icmp_errors_sent = 0;
     u64 dropped_bad_icmp = 0;      // short or bad checksum
-    u64 dropped_icmp_no_nat = 0;   // echo to another address (ping NAT comes later)
     u64 dropped_icmp_ignored = 0;  // other ICMP types
     // UDP and TCP
-    u64 dropped_bad_udp = 0;     // shorter than its header, bad length or checksum
-    u64 dropped_udp_no_nat = 0;  // UDP NAT comes later
-    u64 dropped_tftp = 0;        // the TFTP server comes later
-    u64 dropped_tcp_no_nat = 0;  // TCP NAT comes later
+    u64 dropped_bad_udp = 0;  // shorter than its header, bad length or checksum
     // DHCP
     u64 dhcp_offers = 0;
     u64 dhcp_acks = 0;
@@ -125,11 +128,10 @@ class UserNet : public Component, public FramePort, public GatewayLink {
          REEL_FIELD(dropped_bad_arp), REEL_FIELD(dropped_ipv4_malformed), REEL_FIELD(dropped_ipv4_checksum),
          REEL_FIELD(dropped_ipv4_fragment), REEL_FIELD(dropped_ttl_expired), REEL_FIELD(dropped_ip_protocol),
          REEL_FIELD(dropped_restricted), REEL_FIELD(dropped_unroutable), REEL_FIELD(icmp_echo_replies),
-         REEL_FIELD(icmp_errors_sent), REEL_FIELD(dropped_bad_icmp), REEL_FIELD(dropped_icmp_no_nat),
-         REEL_FIELD(dropped_icmp_ignored), REEL_FIELD(dropped_bad_udp), REEL_FIELD(dropped_udp_no_nat),
-         REEL_FIELD(dropped_tftp), REEL_FIELD(dropped_tcp_no_nat), REEL_FIELD(dhcp_offers),
-         REEL_FIELD(dhcp_acks), REEL_FIELD(dhcp_naks), REEL_FIELD(dhcp_informs), REEL_FIELD(dhcp_releases),
-         REEL_FIELD(dhcp_declines), REEL_FIELD(dropped_dhcp_malformed), REEL_FIELD(dropped_dhcp_not_request),
+         REEL_FIELD(icmp_errors_sent), REEL_FIELD(dropped_bad_icmp), REEL_FIELD(dropped_icmp_ignored),
+         REEL_FIELD(dropped_bad_udp), REEL_FIELD(dhcp_offers), REEL_FIELD(dhcp_acks), REEL_FIELD(dhcp_naks),
+         REEL_FIELD(dhcp_informs), REEL_FIELD(dhcp_releases), REEL_FIELD(dhcp_declines),
+         REEL_FIELD(dropped_dhcp_malformed), REEL_FIELD(dropped_dhcp_not_request),
          REEL_FIELD(dropped_dhcp_unknown_type), REEL_FIELD(dropped_dhcp_other_server),
          REEL_FIELD(dropped_dhcp_no_address), REEL_FIELD(dropped_dhcp_bad_release),
          REEL_FIELD(dropped_no_arp), REEL_FIELD(dropped_too_big_df), REEL_FIELD(fragments_out));
@@ -137,6 +139,24 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   };
   const Counters& counters() const { return m_counters; }
   const Ipv4Reassembly& reassembly() const { return m_reassembly; }
+  const TcpNat& tcp() const { return *m_tcp; }
+  const UdpNat& udp() const { return *m_udp; }
+  const PingNat& ping() const { return *m_ping; }
+  const TftpServer& tftp() const { return *m_tftp; }
+
+  // Binds the configured port forwards (hostfwd=, -redir). Returns "" or
+  // the first rule's one-line error; the harness turns that into exit 2.
+  std::string start_forwards();
+  // The monitor's hostfwd_add / hostfwd_remove.
+  std::string add_forward(const UserNetForward& rule) { return m_forwards.add(rule); }
+  std::string remove_forward(bool udp, const std::string& host_address, u16 host_port) {
+    return m_forwards.remove(udp, host_address, host_port);
+  }
+  const PortForwards& forwards() const { return m_forwards; }
+  // `info usernet`: forwards, leases, the NAT's connections, one per line.
+  std::vector<std::string> describe_state() const;
+  // Re-registers host socket handlers after a state load.
+  void rebind_sockets();
 
   struct ArpEntry {
     u32 ip = 0;  // 0: unused slot
@@ -162,8 +182,10 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   template <class Archive>
   void serialize(Archive& ar) {
     ar(REEL_FIELD(m_arp), REEL_FIELD(m_arp_next), REEL_FIELD(m_leases), REEL_FIELD(m_ip_id),
-       REEL_FIELD(m_counters), REEL_FIELD(m_reassembly), REEL_FIELD(m_resolver_host),
-       REEL_FIELD(m_resolver_port), REEL_FIELD(m_resolver_known));
+       REEL_FIELD(m_counters), REEL_FIELD(m_reassembly), REEL_FIELD(m_forwards),
+       cereal::make_nvp("tcp", *m_tcp), cereal::make_nvp("udp", *m_udp), cereal::make_nvp("ping", *m_ping),
+       cereal::make_nvp("tftp", *m_tftp), REEL_FIELD(m_resolver_host), REEL_FIELD(m_resolver_port),
+       REEL_FIELD(m_resolver_known));
   }
 
  private:
@@ -226,7 +248,13 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   u16 m_ip_id = 0;  // libslirp numbers its datagrams from one counter
   Counters m_counters;
   Ipv4Reassembly m_reassembly;
-  Scheduler::TimerId m_timer = 0;
+  Scheduler::TimerId m_timer = 0;  // shared by the services (wake_at); registered before them
+  // The services behind the gateway, each with the gateway as its link.
+  std::unique_ptr<TcpNat> m_tcp;
+  std::unique_ptr<UdpNat> m_udp;
+  std::unique_ptr<PingNat> m_ping;
+  std::unique_ptr<TftpServer> m_tftp;
+  PortForwards m_forwards;
   std::string m_resolver_host;  // empty: none found
   u16 m_resolver_port = 0;
   bool m_resolver_known = false;  // looked up already

@@ -506,7 +506,7 @@ SocketOpenRecord decode_socket_open(const JournalEvent& e, const std::string& na
   ByteReader r = payload_reader(e, EventKind::socket_open, name);
   SocketOpenRecord s;
   const u8 kind = r.u8v();
-  if (kind > static_cast<u8>(SocketSpec::Kind::udp_multicast))
+  if (kind > static_cast<u8>(SocketSpec::Kind::icmp_echo))
     r.fail("unknown socket kind " + std::to_string(kind));
   s.spec.kind = static_cast<SocketSpec::Kind>(kind);
   s.spec.host = r.str();
@@ -796,10 +796,11 @@ JournalReader JournalReader::parse(std::span<const u8> bytes, const std::string&
   }
   if (bytes.size() < kPreambleSize) throw JournalError(at_byte(name, 8, "truncated format version"));
   r.m_version = load_u32(bytes.data() + 8);
-  if (r.m_version != kJournalFormatVersion) {
+  if (r.m_version < kJournalOldestReadableVersion || r.m_version > kJournalFormatVersion) {
     throw JournalError(at_byte(name, 8,
                                "journal format version " + std::to_string(r.m_version) +
-                                   " is not supported (this reel reads version " +
+                                   " is not supported (this reel reads versions " +
+                                   std::to_string(kJournalOldestReadableVersion) + " to " +
                                    std::to_string(kJournalFormatVersion) + ")"));
   }
   size_t pos = kPreambleSize;

@@ -36,7 +36,11 @@ class JournalError : public std::runtime_error {
 
 // Bump on any change to the layout below; the reader refuses other
 // versions with a message naming both.
-inline constexpr u32 kJournalFormatVersion = 3;  // 3 added host sockets; 1 and 2 were never released
+// 3 added host sockets (1 and 2 were never released); 4 added the ICMP echo
+// socket kind and jailed file reads (file_read events with the bytes
+// embedded). A version 3 journal is a valid version 4 journal, so both read.
+inline constexpr u32 kJournalFormatVersion = 4;
+inline constexpr u32 kJournalOldestReadableVersion = 3;
 
 enum class EventKind : u8 {
   host_time = 1,        // i64 ns since the epoch

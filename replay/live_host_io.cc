@@ -1,14 +1,18 @@
 #include "replay/live_host_io.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "core/virtual_clock.h"
 
@@ -81,6 +85,126 @@ HostFile LiveHostIO::read_host_file(const std::string& path) {
 }
 
 HostFile LiveHostIO::read_file(const std::string& path) { return read_host_file(path); }
+
+std::string LiveHostIO::jailed_journal_path(const std::string& root, const std::string& name) {
+  return name + " under " + root;
+}
+
+namespace {
+
+HostFile refuse(const std::string& why) {
+  HostFile f;
+  f.refused = true;
+  f.error = kHostFileRefusedPrefix + why;
+  return f;
+}
+
+HostFile host_error(const std::string& what, int err) {
+  HostFile f;
+  f.error = what + std::strerror(err);
+  return f;
+}
+
+std::optional<std::string> real_path(const std::string& path, int& err) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (!resolved) {
+    err = errno;
+    return std::nullopt;
+  }
+  std::string out(resolved);
+  std::free(resolved);
+  return out;
+}
+
+// Opens `relative` (no symlinks, no "..", as realpath() gave it) beneath
+// the directory `dir_fd`. openat2() with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS
+// makes the kernel refuse anything that escapes or was swapped for a
+// symlink since realpath() looked; kernels without it (or with it filtered)
+// fall back to O_NOFOLLOW on the last component.
+int open_beneath(int dir_fd, const std::string& relative) {
+  const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+#ifdef SYS_openat2
+  open_how how{};
+  how.flags = static_cast<u64>(flags);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const long fd = ::syscall(SYS_openat2, dir_fd, relative.c_str(), &how, sizeof how);
+  if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return static_cast<int>(fd);
+#endif
+  return ::openat(dir_fd, relative.c_str(), flags);
+}
+
+}  // namespace
+
+HostFile LiveHostIO::read_file_under(const std::string& root, const std::string& name) {
+  if (root.empty()) return refuse("no root directory");
+  if (name.empty()) return refuse("empty name");
+  if (name.find('\0') != std::string::npos) return refuse("NUL in the name");
+  if (name[0] == '/') return refuse("absolute name");
+  for (size_t start = 0; start <= name.size();) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    if (name.compare(start, end - start, "..") == 0) return refuse("\"..\" in the name");
+    start = end + 1;
+  }
+  int err = 0;
+  const std::optional<std::string> real_root = real_path(root, err);
+  if (!real_root) return host_error("root " + root + ": ", err);
+  const std::optional<std::string> real = real_path(root + "/" + name, err);
+  if (!real) return host_error("", err);
+  // The root itself (".", "sub/") is a directory; anything else must lie
+  // strictly beneath it. The trailing slash keeps /srv/tftp2 from passing
+  // for a child of /srv/tftp.
+  if (*real == *real_root) return refuse("not a regular file");
+  const std::string prefix = *real_root == "/" ? std::string("/") : *real_root + "/";
+  if (!real->starts_with(prefix)) return refuse("outside the root");
+  const std::string relative = real->substr(prefix.size());
+  const int dir_fd = ::open(real_root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return host_error("root " + root + ": ", errno);
+  const int fd = open_beneath(dir_fd, relative);
+  const int open_errno = errno;
+  ::close(dir_fd);
+  if (fd < 0) {
+    // A symlink or an escape that appeared after realpath() looked.
+    if (open_errno == ELOOP || open_errno == EXDEV) return refuse("outside the root");
+    return host_error("", open_errno);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return host_error("", e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return refuse("not a regular file");
+  }
+  if (static_cast<u64>(st.st_size) > kMaxHostFileUnder) {
+    ::close(fd);
+    return refuse("larger than " + std::to_string(kMaxHostFileUnder) + " bytes");
+  }
+  HostFile f;
+  f.bytes.reserve(static_cast<size_t>(st.st_size));
+  u8 buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      return host_error("", e);
+    }
+    // The file may grow while it is read; the cap holds regardless.
+    if (f.bytes.size() + static_cast<size_t>(n) > kMaxHostFileUnder) {
+      ::close(fd);
+      return refuse("larger than " + std::to_string(kMaxHostFileUnder) + " bytes");
+    }
+    f.bytes.insert(f.bytes.end(), buf, buf + n);
+  }
+  ::close(fd);
+  f.ok = true;
+  return f;
+}
 
 ChannelId LiveHostIO::open_console(const ConsoleSpec& spec) {
   const ChannelId id = m_consoles.open(spec);

@@ -33,6 +33,7 @@ class LiveHostIO : public HostIO {
   void attach(const VirtualClock* clock, std::function<u64()> state_hasher) override;
   i64 host_time_ns() override;
   HostFile read_file(const std::string& path) override;
+  HostFile read_file_under(const std::string& root, const std::string& name) override;
   ChannelId open_console(const ConsoleSpec& spec) override;
   void console_write(ChannelId channel, std::span<const u8> bytes) override;
   SocketOpenResult socket_open(const SocketSpec& spec) override;
@@ -59,6 +60,11 @@ class LiveHostIO : public HostIO {
 
   // Reads a whole host file; on failure ok is false and error is one line.
   static HostFile read_host_file(const std::string& path);
+  // The path a read_file_under() is journaled as in a file_read event,
+  // "name under root": readable in `reel info` and divergence reports
+  // (a NUL separator would cut exception messages short), never a path
+  // read_file() is given in practice, and exact for the one root a run has.
+  static std::string jailed_journal_path(const std::string& root, const std::string& name);
 
  protected:
   // Each input read from the host, just before it is delivered.

@@ -162,6 +162,16 @@ SocketOpenResult LiveSockets::open(const SocketSpec& spec) {
       m_sockets[r.id].group = target;
       break;
     }
+    case SocketSpec::Kind::icmp_echo: {
+      // EACCES here means ping_group_range leaves us out; the caller counts it.
+      fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+      if (fd < 0) return fail("cannot create a ping socket for");
+      if (!spec.host.empty() && ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
+        return fail("cannot bind");
+      r.local = local_address(fd);
+      r.id = adopt(fd, spec.kind, State::open);
+      break;
+    }
   }
   r.ok = true;
   return r;
@@ -195,7 +205,8 @@ size_t LiveSockets::send_to(SocketId id, const SocketAddress& to, std::span<cons
   if (it == m_sockets.end()) return 0;
   Socket& s = it->second;
   if (s.state != State::open ||
-      (s.kind != SocketSpec::Kind::udp && s.kind != SocketSpec::Kind::udp_multicast)) {
+      (s.kind != SocketSpec::Kind::udp && s.kind != SocketSpec::Kind::udp_multicast &&
+       s.kind != SocketSpec::Kind::icmp_echo)) {
     return 0;
   }
   const sockaddr_in sa = to_sockaddr(to);
@@ -355,7 +366,8 @@ void LiveSockets::poll_one(SocketId id, Socket& s, short revents, std::vector<So
       return;
     }
     case SocketSpec::Kind::udp:
-    case SocketSpec::Kind::udp_multicast: {
+    case SocketSpec::Kind::udp_multicast:
+    case SocketSpec::Kind::icmp_echo: {
       for (int i = 0; i < kMaxDatagramsPerPoll; ++i) {
         sockaddr_in sa{};
         socklen_t len = sizeof sa;

@@ -9,9 +9,10 @@
 
 namespace reel {
 
-// The host sockets behind HostIO's socket calls: non-blocking IPv4 TCP and
-// UDP sockets, polled at loop boundaries and while the machine idles. With
-// LiveConsoles and LiveHostIO, the only code that touches host sockets.
+// The host sockets behind HostIO's socket calls: non-blocking IPv4 TCP,
+// UDP and ICMP ping sockets, polled at loop boundaries and while the
+// machine idles. With LiveConsoles and LiveHostIO, the only code that
+// touches host sockets.
 class LiveSockets {
  public:
   LiveSockets();

@@ -51,6 +51,23 @@ HostFile RecordingHostIO::read_file(const std::string& path) {
   return f;
 }
 
+HostFile RecordingHostIO::read_file_under(const std::string& root, const std::string& name) {
+  HostFile f = LiveHostIO::read_file_under(root, name);
+  // Always an event with the bytes embedded, never the header's input
+  // table: the guest picks these names while it runs, and a replay must
+  // not depend on the TFTP root still being there.
+  FileReadRecord r;
+  r.path = jailed_journal_path(root, name);
+  r.ok = f.ok;
+  r.size = f.bytes.size();
+  r.hash = f.ok ? XXH3_64bits(f.bytes.data(), f.bytes.size()) : 0;
+  r.error = f.error;
+  r.embedded = f.ok;
+  if (r.embedded) r.bytes = f.bytes;
+  m_writer.append(EventKind::file_read, current_icount(), encode_file_read(r));
+  return f;
+}
+
 ChannelId RecordingHostIO::open_console(const ConsoleSpec& spec) {
   const ChannelId id = LiveHostIO::open_console(spec);
   m_writer.append(EventKind::console_open, current_icount(), encode_console_open({id, spec.name}));

@@ -27,6 +27,7 @@ class RecordingHostIO : public LiveHostIO {
 
   i64 host_time_ns() override;
   HostFile read_file(const std::string& path) override;
+  HostFile read_file_under(const std::string& root, const std::string& name) override;
   ChannelId open_console(const ConsoleSpec& spec) override;
   SocketOpenResult socket_open(const SocketSpec& spec) override;
   size_t socket_send(SocketId socket, std::span<const u8> bytes) override;

@@ -137,6 +137,24 @@ HostFile ReplayingHostIO::read_file(const std::string& path) {
   return load_input(path, r.size, r.hash, r.embedded ? &r.bytes : nullptr);
 }
 
+HostFile ReplayingHostIO::read_file_under(const std::string& root, const std::string& name) {
+  const std::string key = LiveHostIO::jailed_journal_path(root, name);
+  const FileReadRecord r = decode_file_read(expect(EventKind::file_read, "file_read of " + key), m_name);
+  if (r.path != key) diverge("the journal expected a read of " + r.path + ", the machine read " + key);
+  HostFile f;
+  if (!r.ok) {
+    f.error = r.error;
+    f.refused = r.error.starts_with(kHostFileRefusedPrefix);
+    return f;
+  }
+  // Recordings always embed these; a hand-made journal that does not
+  // cannot be answered without the disk, which replay must not read.
+  if (!r.embedded) throw InputFileError(key + ": the journal holds no contents for this read");
+  f.ok = true;
+  f.bytes = r.bytes;
+  return f;
+}
+
 ChannelId ReplayingHostIO::open_console(const ConsoleSpec& spec) {
   const ConsoleOpenRecord r =
       decode_console_open(expect(EventKind::console_open, "console_open of " + spec.name), m_name);

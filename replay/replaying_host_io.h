@@ -36,6 +36,7 @@ class ReplayingHostIO : public HostIO {
   void attach(const VirtualClock* clock, std::function<u64()> state_hasher) override;
   i64 host_time_ns() override;
   HostFile read_file(const std::string& path) override;
+  HostFile read_file_under(const std::string& root, const std::string& name) override;
   ChannelId open_console(const ConsoleSpec& spec) override;
   void console_write(ChannelId channel, std::span<const u8> bytes) override;
   SocketOpenResult socket_open(const SocketSpec& spec) override;

@@ -11,6 +11,7 @@ packages=(
   qemu-system-x86                    # oracle: the same guest ELF under QEMU
   gdb bc
   tshark                             # checks the pcap files of -net dump
+  libslirp-dev                       # oracle: QEMU's user-mode network, in-process
 )
 
 missing=()

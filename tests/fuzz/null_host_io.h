@@ -18,6 +18,7 @@ class NullHostIO : public HostIO {
   void attach(const VirtualClock*, std::function<u64()>) override {}
   i64 host_time_ns() override { return 1700000000ll * 1000000000ll; }
   HostFile read_file(const std::string&) override { return {}; }
+  HostFile read_file_under(const std::string&, const std::string&) override { return {}; }
   ChannelId open_console(const ConsoleSpec&) override { return 0; }
   void console_write(ChannelId, std::span<const u8>) override {}
   SocketOpenResult socket_open(const SocketSpec&) override {
@@ -41,6 +42,8 @@ class NullHostIO : public HostIO {
   void finish(const RunEnd&) override {}
 
   SocketId next_id() const { return m_next; }
+  // An id for a connection the host "accepted".
+  SocketId new_id() { return m_next++; }
 
  private:
   SocketId m_next = 0;

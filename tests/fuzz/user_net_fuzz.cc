@@ -1,13 +1,18 @@
-// Arbitrary frames, one after another, into the user-mode gateway on a hub:
-// nothing may crash, read out of bounds or leak; every frame it sends back
-// must parse (with correct IPv4, ICMP and UDP checksums); leases stay in
-// range and one per MAC; a save/load round trip gives the same state.
+// Arbitrary frames from the guest, host socket events and the passing of
+// virtual time, interleaved, into the user-mode gateway and the services
+// behind it (TCP and UDP NAT, ping, TFTP, port forwards): nothing may crash,
+// read out of bounds or leak; every frame it sends back must parse (with
+// correct IPv4, ICMP, UDP and TCP checksums); leases stay in range and one
+// per MAC; a save/load round trip gives the same state.
 //
 // Input: one config byte (bit 0 restrict=on, bit 1 hostname/domainname/
-// dnssearch/bootfile/tftp-server-name set), then records: a flags byte
-// (bit 0: repair the IPv4/ICMP/UDP checksums first, so the fuzzer reaches
-// what sits behind them), a big-endian 16-bit length, and that many bytes
-// of frame.
+// dnssearch/bootfile/tftp-server-name set, bit 2 a tftp= root, bit 3 two
+// port forwards, bit 4 host sockets take at most 100 bytes per send), then
+// records: a flags byte, a big-endian 16-bit length, and that many bytes.
+// Flags bits 1-2 say what the record is: 0 or 3 a guest frame (bit 0:
+// repair its IPv4/ICMP/UDP checksums first, so the fuzzer reaches what sits
+// behind them), 1 a host socket event (kind, socket, peer port (2), then
+// the data), 2 time passing (16-bit milliseconds).
 
 #include <algorithm>
 #include <cstddef>
@@ -26,6 +31,7 @@
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/ipv4.h"
+#include "netstack/wire/tcp.h"
 #include "netstack/wire/udp.h"
 #include "tests/fuzz/null_host_io.h"
 
@@ -70,6 +76,12 @@ void repair_checksums(std::vector<u8>& f) {
     c.add(std::span<const u8>(l4, ulen));
     u16 sum = c.checksum();
     store_be16(l4 + 6, sum == 0 ? 0xffff : sum);
+  } else if (ip[9] == 6 && len >= 20) {
+    store_be16(l4 + 16, 0);
+    InternetChecksum c;
+    c.add_ipv4_pseudo_header(load_be32(ip + 12), load_be32(ip + 16), 6, static_cast<u16>(len));
+    c.add(std::span<const u8>(l4, len));
+    store_be16(l4 + 16, c.checksum());
   }
 }
 
@@ -83,9 +95,12 @@ void check_output(std::span<const u8> frame) {
   if (ip->protocol() == static_cast<u8>(IpProtocol::icmp)) {
     check(IcmpMessage::parse(ip->payload()).message.has_value());
   } else if (ip->protocol() == static_cast<u8>(IpProtocol::udp)) {
+    if (ip->is_fragment()) return;  // large NAT datagrams leave in pieces
     const auto udp = UdpDatagram::parse(*ip);
     check(udp.datagram.has_value());
-    check(DhcpMessage::parse(udp->payload()).has_value());
+    if (udp->source_port() == kDhcpServerPort) check(DhcpMessage::parse(udp->payload()).has_value());
+  } else if (ip->protocol() == static_cast<u8>(IpProtocol::tcp)) {
+    check(TcpSegment::parse(*ip).segment.has_value());
   }
 }
 
@@ -98,6 +113,20 @@ std::string save(UserNet& net) {
     net.save_state(ar);
   }
   return s.str();
+}
+
+// A host socket event built from fuzz bytes, for a socket the services may
+// or may not own.
+SocketEvent host_event(std::span<const u8> b, fuzz::NullHostIO& host) {
+  SocketEvent e;
+  if (b.size() < 4) return e;
+  e.kind = static_cast<SocketEvent::Kind>(b[0] % 8);
+  e.socket = b[1] % (host.next_id() + 1);
+  e.peer = SocketAddress{(b[0] & 0x80) ? 0x7f000035u : 0x7f000001u, load_be16(&b[2])};
+  e.bytes.assign(b.begin() + 4, b.end());
+  if (e.kind == SocketEvent::Kind::accepted) e.accepted = host.new_id();
+  if (e.kind == SocketEvent::Kind::connect_failed || e.kind == SocketEvent::Kind::error) e.error = "fuzz";
+  return e;
 }
 
 }  // namespace
@@ -113,25 +142,47 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     config.bootfile = "http://10.0.2.2/boot.efi";
     config.tftp_server_name = "10.0.2.2";
   }
-  // One small machine for every input: the gateway keeps no state in it, and
-  // building 128 MiB of RAM per input would cost most of the run.
-  static fuzz::NullHostIO host;
-  static Machine machine(MachineConfig{.ram_bytes = 1u << 20, .icount_shift = 0, .seed = 0}, host);
+  if (data[0] & 4) config.tftp_root = "/srv/tftp";
+  if (data[0] & 8) {
+    config.forwards.push_back(UserNetForward{false, "127.0.0.1", 5555, 0, 23});
+    config.forwards.push_back(UserNetForward{true, "127.0.0.1", 5560, 0, 117});
+  }
+  config.resolver = "127.0.0.1:5353";
+  // A small machine per input: the services register timers and socket
+  // handlers with it, which must not outlive them.
+  fuzz::NullHostIO host;
+  host.take = (data[0] & 16) ? 100 : SIZE_MAX;
+  Machine machine(MachineConfig{.ram_bytes = 1u << 20, .icount_shift = 0, .seed = 0}, host);
   Hub hub(0);
   UserNet net("user.0", machine, config);
   Guest guest;
   hub.attach(guest, "guest");
   hub.attach(net, "user.0");
+  check(net.start_forwards().empty());
 
   std::size_t at = 1;
   while (at + 3 <= size) {
     const u8 flags = data[at];
     const std::size_t len = std::min<std::size_t>(load_be16(data + at + 1), size - at - 3);
-    std::vector<u8> frame(data + at + 3, data + at + 3 + len);
+    std::vector<u8> bytes(data + at + 3, data + at + 3 + len);
     at += 3 + len;
-    if (flags & 1) repair_checksums(frame);
     guest.got.clear();
-    guest.send(frame);
+    switch ((flags >> 1) & 3) {
+      case 1:
+        machine.deliver_socket_event(host_event(bytes, host));
+        break;
+      case 2:
+        if (bytes.size() >= 2) {
+          machine.clock().advance_idle_to(machine.clock().now_ns() +
+                                          u64{load_be16(bytes.data())} * 1'000'000);
+          machine.scheduler().run_due(machine.clock().now_ns());
+        }
+        break;
+      default:
+        if (flags & 1) repair_checksums(bytes);
+        guest.send(bytes);
+        break;
+    }
     for (const auto& out : guest.got) check_output(out);
   }
 
@@ -141,9 +192,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!lease.declined) check(macs.insert(lease.mac).second);
   }
   check(net.describe_port().starts_with("net="));
+  (void)net.describe_state();
 
   const std::string before = save(net);
-  UserNet copy("user.0", machine, config);
+  UserNet copy("user.1", machine, config);
   {
     std::istringstream bin(before);
     BinaryIn in(bin);

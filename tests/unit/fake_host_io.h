@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +24,25 @@ class FakeHostIO : public HostIO {
     return time_ns;
   }
   HostFile read_file(const std::string&) override { return {}; }
+  // Serves `files` by name (the root must be `files_root`); names in
+  // `refused_names` are refused as the jail would refuse them. Every call
+  // is remembered in `reads`.
+  HostFile read_file_under(const std::string& root, const std::string& name) override {
+    reads.push_back(name);
+    HostFile f;
+    if (root != files_root) {
+      f.error = "No such file or directory";
+    } else if (refused_names.count(name)) {
+      f.refused = true;
+      f.error = std::string(kHostFileRefusedPrefix) + "outside the root";
+    } else if (auto it = files.find(name); it != files.end()) {
+      f.ok = true;
+      f.bytes = it->second;
+    } else {
+      f.error = "No such file or directory";
+    }
+    return f;
+  }
   ChannelId open_console(const ConsoleSpec&) override { return 0; }
   void console_write(ChannelId, std::span<const u8> bytes) override {
     output.append(bytes.begin(), bytes.end());
@@ -68,6 +88,10 @@ class FakeHostIO : public HostIO {
   std::map<SocketId, bool> paused;
   std::vector<SocketId> shut;
   std::vector<SocketId> closed;
+  std::string files_root = "/tftp";
+  std::map<std::string, std::vector<u8>> files;
+  std::set<std::string> refused_names;
+  std::vector<std::string> reads;
 };
 
 // An IrqSink that remembers line levels and counts rising edges.

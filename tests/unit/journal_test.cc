@@ -330,9 +330,17 @@ TEST(Journal, VersionMismatchNamesBothVersions) {
     FAIL();
   } catch (const JournalError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "old.reel: journal format version 7 is not supported (this reel reads version " +
-                  std::to_string(kJournalFormatVersion) + ") at byte 8");
+              "old.reel: journal format version 7 is not supported (this reel reads versions " +
+                  std::to_string(kJournalOldestReadableVersion) + " to " + std::to_string(kJournalFormatVersion) +
+                  ") at byte 8");
   }
+}
+
+TEST(Journal, VersionThreeStillReads) {
+  std::vector<u8> bytes = make_journal();
+  bytes[8] = 3;
+  const JournalReader r = JournalReader::parse(bytes, "v3.reel", {});
+  EXPECT_EQ(r.format_version(), 3u);
 }
 
 TEST(Journal, NotAJournal) {

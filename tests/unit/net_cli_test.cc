@@ -52,6 +52,62 @@ TEST(NetCli, MonitorInfoNetworkListsEveryVlan) {
   EXPECT_NE(r.out.find("unknown command: 'frobnicate'"), std::string::npos) << describe(r);
 }
 
+TEST(NetCli, MonitorListsAddsAndRemovesPortForwards) {
+  const int p1 = free_port(SOCK_STREAM);
+  const int p2 = free_port(SOCK_STREAM);
+  ASSERT_GT(p1, 0);
+  ASSERT_GT(p2, 0);
+  const std::string a = std::to_string(p1), b = std::to_string(p2);
+  const std::string journal = scratch_dir() + "/hostfwd.reel";
+  const std::string commands =
+      "info network\nhostfwd_add tcp::" + b + "-:24\ninfo usernet\nhostfwd_remove tcp::" + b +
+      "\nhostfwd_remove tcp::" + b + "\nhostfwd_add 0 user.0 udp:127.0.0.1:" + b +
+      "-10.0.2.16:25\nhostfwd_add 1 user.0 tcp::1-:1\nhostfwd_add bogus\ninfo usernet\n";
+  const ProcessResult rec =
+      run_reel(args({"record", "-o", journal, "-kernel", guest_path("timer"), "-serial", "none", "-monitor",
+                     "stdio", "-net", "nic", "-net", "user,hostfwd=tcp:127.0.0.1:" + a + "-:23"}),
+               commands);
+  ASSERT_EQ(rec.status, 0) << describe(rec);
+  EXPECT_NE(rec.out.find("  user.0: net=10.0.2.0, restricted=n\n    hostfwd TCP 127.0.0.1:" + a +
+                         " -> 10.0.2.15:23\n"),
+            std::string::npos)
+      << describe(rec);
+  EXPECT_NE(rec.out.find("VLAN 0 (user.0):\n  forward TCP 127.0.0.1:" + a +
+                         " -> 10.0.2.15:23\n  forward TCP 127.0.0.1:" + b + " -> 10.0.2.15:24\n"),
+            std::string::npos)
+      << describe(rec);
+  EXPECT_NE(rec.out.find("host forwarding rule for tcp:127.0.0.1:" + b + " not found"), std::string::npos)
+      << describe(rec);
+  EXPECT_NE(rec.out.find("no user-mode network user.0 on VLAN 1"), std::string::npos) << describe(rec);
+  EXPECT_NE(rec.out.find("hostfwd_add: expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport"),
+            std::string::npos)
+      << describe(rec);
+  EXPECT_NE(rec.out.find("  forward UDP 127.0.0.1:" + b + " -> 10.0.2.16:25\n"), std::string::npos)
+      << describe(rec);
+  // The replay opens no socket, so the same ports being taken now changes nothing.
+  const int hold = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(p1));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(hold, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(hold, 1), 0);
+  const ProcessResult rep = run_reel({"replay", journal});
+  close(hold);
+  EXPECT_EQ(rep.status, rec.status) << describe(rep);
+  EXPECT_EQ(rep.out, rec.out);
+  // A forward whose port is taken is a one-line error, exit 2.
+  const int hold2 = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(hold2, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(hold2, 1), 0);
+  const ProcessResult taken = run_reel(args({"run", "-kernel", guest_path("timer"), "-serial", "none", "-net",
+                                             "nic", "-net", "user", "-redir", "tcp:" + a + "::23"}));
+  close(hold2);
+  EXPECT_EQ(taken.status, 2) << describe(taken);
+  EXPECT_NE(taken.err.find("could not set up host forwarding rule tcp:127.0.0.1:" + a), std::string::npos)
+      << describe(taken);
+}
+
 TEST(NetCli, MonitorCommandsAreJournaledAndReplayed) {
   const std::string journal = scratch_dir() + "/monitor.reel";
   const ProcessResult rec =
@@ -137,7 +193,8 @@ TEST(NetCli, DumpWritesAPcapThatReplayRewritesIdentically) {
   const ProcessResult info = run_reel({"info", journal});
   EXPECT_EQ(info.status, 0) << describe(info);
   EXPECT_NE(info.out.find("host sockets:   1 opened"), std::string::npos) << describe(info);
-  EXPECT_NE(info.out.find("  tcp listen 127.0.0.1:" + std::to_string(port) + " (socket 0)"), std::string::npos)
+  EXPECT_NE(info.out.find("  tcp listen 127.0.0.1:" + std::to_string(port) + " (socket 0)"),
+            std::string::npos)
       << describe(info);
 
   // Replay writes the same file again, byte for byte (stamps are virtual).

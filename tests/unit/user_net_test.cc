@@ -18,111 +18,13 @@
 #include "netstack/wire/ipv4.h"
 #include "netstack/wire/udp.h"
 #include "tests/unit/fake_host_io.h"
+#include "tests/unit/guest_frames.h"
 
 namespace reel {
 namespace {
 
 using namespace reel::wire;
-
-constexpr MacAddress kGuestMac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-constexpr MacAddress kGuest2Mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x57};
-constexpr MacAddress kGatewayMac = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
-constexpr MacAddress kDnsMac = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x03};
-constexpr u32 kGuestIp = 0x0a00020f;
-constexpr u32 kHost = 0x0a000202;
-constexpr u32 kDns = 0x0a000203;
-
-class GuestPort : public FramePort {
- public:
-  void receive_frame(std::span<const u8> frame) override { got.emplace_back(frame.begin(), frame.end()); }
-  std::string describe_port() const override { return "test guest"; }
-  void send(std::span<const u8> frame) { transmit(frame); }
-  std::vector<std::vector<u8>> got;
-};
-
-std::vector<u8> ethernet(const MacAddress& dst, const MacAddress& src, EtherType type,
-                         std::span<const u8> payload) {
-  std::vector<u8> out(kEthernetHeaderSize + payload.size());
-  EXPECT_TRUE(build_ethernet(out, dst, src, static_cast<u16>(type), payload));
-  return out;
-}
-
-std::vector<u8> ipv4(const Ipv4Fields& f, std::span<const u8> payload) {
-  std::vector<u8> out(20 + f.options.size() + payload.size());
-  EXPECT_TRUE(build_ipv4(out, f, payload));
-  return out;
-}
-
-Ipv4Fields ip_fields(u32 src, u32 dst, IpProtocol p) {
-  Ipv4Fields f;
-  f.source = src;
-  f.destination = dst;
-  f.protocol = static_cast<u8>(p);
-  f.identification = 0x1234;
-  return f;
-}
-
-std::vector<u8> arp_frame(ArpOperation op, const MacAddress& smac, u32 sip, u32 tip,
-                          const MacAddress& dst = kBroadcastMac) {
-  ArpFields a;
-  a.operation = op;
-  a.sender_mac = smac;
-  a.sender_ip = sip;
-  a.target_ip = tip;
-  std::vector<u8> p(kArpPacketSize);
-  EXPECT_TRUE(build_arp(p, a));
-  return ethernet(dst, smac, EtherType::arp, p);
-}
-
-std::vector<u8> ping_frame(u32 src, u32 dst, u16 id, u16 seq, std::span<const u8> data,
-                           const MacAddress& dmac = kGatewayMac) {
-  std::vector<u8> icmp(kIcmpHeaderSize + data.size());
-  EXPECT_TRUE(build_icmp_echo(icmp, IcmpType::echo_request, id, seq, data));
-  return ethernet(dmac, kGuestMac, EtherType::ipv4, ipv4(ip_fields(src, dst, IpProtocol::icmp), icmp));
-}
-
-std::vector<u8> udp_frame(u32 src, u32 dst, u16 sport, u16 dport, std::span<const u8> payload,
-                          const MacAddress& smac = kGuestMac, const MacAddress& dmac = kBroadcastMac) {
-  std::vector<u8> udp(kUdpHeaderSize + payload.size());
-  EXPECT_TRUE(build_udp(udp, src, dst, sport, dport, payload));
-  return ethernet(dmac, smac, EtherType::ipv4, ipv4(ip_fields(src, dst, IpProtocol::udp), udp));
-}
-
-struct ClientMessage {
-  DhcpMessageType type = DhcpMessageType::discover;
-  MacAddress mac = kGuestMac;
-  u32 xid = 0xdeadbeef;
-  u32 ciaddr = 0;
-  std::optional<u32> requested;
-  std::optional<u32> server_id;
-  std::vector<u8> parameters;  // option 55
-};
-
-std::vector<u8> dhcp_payload(const ClientMessage& c) {
-  std::vector<u8> out(300);
-  DhcpReplyHeader h;
-  h.xid = c.xid;
-  h.ciaddr = c.ciaddr;
-  std::copy(c.mac.begin(), c.mac.end(), h.chaddr.begin());
-  DhcpReplyBuilder b(out, h);
-  b.message_type(c.type);
-  auto addr = [](u32 a) {
-    return std::vector<u8>{static_cast<u8>(a >> 24), static_cast<u8>(a >> 16), static_cast<u8>(a >> 8),
-                           static_cast<u8>(a)};
-  };
-  if (c.requested) b.raw_option(dhcp_option::requested_ip, addr(*c.requested));
-  if (c.server_id) b.raw_option(dhcp_option::server_id, addr(*c.server_id));
-  if (!c.parameters.empty()) b.raw_option(dhcp_option::parameter_request_list, c.parameters);
-  EXPECT_TRUE(b.finish(300));
-  out[0] = 1;  // BOOTREQUEST
-  return out;
-}
-
-std::vector<u8> dhcp_frame(const ClientMessage& c) {
-  const u32 src = c.type == DhcpMessageType::inform || c.type == DhcpMessageType::release ? c.ciaddr : 0;
-  const u32 dst = c.type == DhcpMessageType::release ? kHost : 0xffffffff;
-  return udp_frame(src, dst, kDhcpClientPort, kDhcpServerPort, dhcp_payload(c), c.mac);
-}
+using namespace reel::test::frames;
 
 // One answer, parsed down to the layer the test wants.
 struct Reply {
@@ -318,12 +220,15 @@ TEST_F(UserNetTest, PingGatewayAndDnsAnswered) {
   EXPECT_EQ(net->counters().icmp_echo_replies, 2u);
 }
 
-TEST_F(UserNetTest, PingElsewhereDroppedAndCounted) {
+TEST_F(UserNetTest, PingElsewhereGoesToThePingNat) {
   EXPECT_TRUE(exchange(ping_frame(kGuestIp, 0x08080808, 1, 1, {})).empty());
-  EXPECT_EQ(net->counters().dropped_icmp_no_nat, 1u);
+  ASSERT_EQ(host.opened.size(), 1u);
+  EXPECT_EQ(host.opened[0].kind, SocketSpec::Kind::icmp_echo);
+  EXPECT_EQ(net->ping().counters().requests_out, 1u);
   build(restricted());
   EXPECT_TRUE(exchange(ping_frame(kGuestIp, 0x08080808, 1, 1, {})).empty());
   EXPECT_EQ(net->counters().dropped_restricted, 1u);
+  EXPECT_EQ(host.opened.size(), 1u);
   // The gateway itself still answers under restrict=on.
   EXPECT_EQ(exchange(ping_frame(kGuestIp, kHost, 1, 1, {})).size(), 1u);
 }
@@ -443,17 +348,19 @@ TEST_F(UserNetTest, TtlZeroGetsTimeExceeded) {
   EXPECT_EQ(net->counters().dropped_ttl_expired, 1u);
 }
 
-TEST_F(UserNetTest, UdpAndTcpDroppedByReason) {
+TEST_F(UserNetTest, UdpTftpAndTcpReachTheirServices) {
   const std::vector<u8> payload = {1, 2, 3};
   EXPECT_TRUE(exchange(udp_frame(kGuestIp, 0x08080808, 1000, 53, payload, kGuestMac, kGatewayMac)).empty());
-  EXPECT_EQ(net->counters().dropped_udp_no_nat, 1u);
-  EXPECT_TRUE(exchange(udp_frame(kGuestIp, kHost, 1000, 69, payload, kGuestMac, kGatewayMac)).empty());
-  EXPECT_EQ(net->counters().dropped_tftp, 1u);
-  std::vector<u8> tcp(20);
+  EXPECT_EQ(net->udp().counters().datagrams_out, 1u);
+  // No tftp= root: the server answers every request with an error.
+  std::vector<u8> rrq = {0, 1, 'f', 0, 'o', 'c', 't', 'e', 't', 0};
+  EXPECT_EQ(exchange(udp_frame(kGuestIp, kHost, 1000, 69, rrq, kGuestMac, kGatewayMac)).size(), 1u);
+  EXPECT_EQ(net->tftp().counters().refused_no_root, 1u);
+  std::vector<u8> tcp(20);  // data offset 0: malformed
   EXPECT_TRUE(exchange(ethernet(kGatewayMac, kGuestMac, EtherType::ipv4,
                                 ipv4(ip_fields(kGuestIp, 0x08080808, IpProtocol::tcp), tcp)))
                   .empty());
-  EXPECT_EQ(net->counters().dropped_tcp_no_nat, 1u);
+  EXPECT_EQ(net->tcp().counters().dropped_malformed, 1u);
   // UDP datagram shorter than its header / than its length field.
   auto f = udp_frame(kGuestIp, kHost, 68, 67, payload);
   auto ipbytes = std::vector<u8>(f.begin() + kEthernetHeaderSize, f.end());
@@ -469,7 +376,7 @@ TEST_F(UserNetTest, UdpAndTcpDroppedByReason) {
   EXPECT_EQ(net->counters().dropped_bad_udp, 2u);
   // UDP from 0.0.0.0:0 (a libslirp CVE input): nothing to answer, counted.
   EXPECT_TRUE(exchange(udp_frame(0, 0x08080808, 0, 53, payload, kGuestMac, kGatewayMac)).empty());
-  EXPECT_EQ(net->counters().dropped_udp_no_nat, 2u);
+  EXPECT_EQ(net->udp().counters().dropped_bad_source + net->udp().counters().dropped_source_port_zero, 1u);
   // A ping from 0.0.0.0 has nobody to answer to.
   EXPECT_TRUE(exchange(ping_frame(0, kHost, 1, 1, {})).empty());
   EXPECT_EQ(net->counters().dropped_unroutable, 1u);
@@ -717,7 +624,7 @@ TEST_F(UserNetTest, StateRoundTrip) {
   exchange(ping_frame(kGuestIp, 0x01020304, 1, 1, {}));
   const std::string before = dump();
   EXPECT_NE(before.find("\"leases\""), std::string::npos);
-  EXPECT_NE(before.find("\"dropped_icmp_no_nat\": 1"), std::string::npos);
+  EXPECT_NE(before.find("\"requests_out\": 1"), std::string::npos);
   std::stringstream bin;
   {
     BinaryOut out(bin);

@@ -20,6 +20,7 @@ static struct net_if ifs[NET_MAX_IF];
 static int if_count;
 static void (*observer)(int ifx, const uint8_t* frame, uint32_t len);
 static void (*poll_hook)(void);
+static net_ip_handler tcp_handler; /* net_set_tcp_handler: TCP goes there */
 static uint8_t rx_frame[FRAME_BYTES];
 static uint8_t tx_frame[FRAME_BYTES];
 static uint16_t ip_ident = 1;
@@ -651,6 +652,7 @@ static void ip_input(int ifx, const uint8_t* f, uint32_t len) {
   uint32_t plen = total - ihl;
   if (ip[9] == IPPROTO_ICMP) icmp_input(ifx, f, src, broadcast, payload, plen);
   else if (ip[9] == IPPROTO_UDP) udp_input(ifx, f, src, dst, payload, plen);
+  else if (ip[9] == NET_IPPROTO_TCP && tcp_handler && !broadcast) tcp_handler(ifx, f, src, dst, payload, plen);
 }
 
 static void frame_input(int ifx, const uint8_t* f, uint32_t len) {
@@ -685,3 +687,28 @@ int net_wait(int (*cond)(void* arg), void* arg, uint32_t deadline) {
 }
 
 void net_flush(void) { ne2k_flush(); }
+
+/* ---- other IPv4 protocols (tcp.c) ---- */
+
+void net_set_tcp_handler(net_ip_handler fn) { tcp_handler = fn; }
+
+int net_ip_send(int ifx, const uint8_t* dst_mac, uint32_t dst_ip, uint8_t proto, const void* payload,
+                uint32_t len) {
+  if (ifx < 0 || ifx >= if_count || !ifs[ifx].ip || len > ETH_FRAME_MAX - ETH_HLEN - IP_HLEN) return -1;
+  memcpy(tx_frame + ETH_HLEN + IP_HLEN, payload, len);
+  return ip_send(ifx, dst_mac, dst_ip, proto, len);
+}
+
+int net_resolve_next_hop(uint32_t ip, int* ifx_out, uint8_t* mac, uint32_t deadline) {
+  int ifx = net_route(ip);
+  if (ifx < 0 || ifx >= if_count || !ifs[ifx].ip) return -1;
+  uint32_t hop = ip;
+  /* Off-link addresses go through the interface's router (from DHCP). */
+  if ((ip & ifs[ifx].mask) != (ifs[ifx].ip & ifs[ifx].mask)) {
+    if (!ifs[ifx].router) return -1;
+    hop = ifs[ifx].router;
+  }
+  if (arp_resolve_via(ifx, hop, mac, clock_ms(500), deadline) != 0) return -1;
+  if (ifx_out) *ifx_out = ifx;
+  return 0;
+}

@@ -226,6 +226,24 @@ int udp_reply(const struct udp_meta* to, const void* data, uint32_t len);
 int udp_send_via(int ifx, const uint8_t* dst_mac, uint32_t src_ip, uint32_t dst_ip, uint16_t src_port,
                  uint16_t dst_port, const void* data, uint32_t len);
 
+/* ---- hooks for transport protocols outside net.c (tcp.c) ---- */
+
+#define NET_IPPROTO_TCP 6
+/* A handler for one IPv4 protocol: the frame, its addresses and the IP
+ * payload (valid only during the call). Called from net_poll's dispatch
+ * for unicast packets to the interface's address; it may send, not wait. */
+typedef void (*net_ip_handler)(int ifx, const uint8_t* frame, uint32_t src, uint32_t dst,
+                               const uint8_t* payload, uint32_t len);
+void net_set_tcp_handler(net_ip_handler fn);
+/* Sends `len` bytes of IPv4 payload of protocol `proto` from the
+ * interface's address to `dst_ip` through `dst_mac`. 0 on success. */
+int net_ip_send(int ifx, const uint8_t* dst_mac, uint32_t dst_ip, uint8_t proto, const void* payload,
+                uint32_t len);
+/* The interface and next-hop MAC for `ip`: itself when on a configured
+ * subnet, else that interface's router; ARP bounded by `deadline`.
+ * 0 on success, -1 when there is no route or no ARP reply. */
+int net_resolve_next_hop(uint32_t ip, int* ifx, uint8_t* mac, uint32_t deadline);
+
 /* ---- DHCP client (RFC 2131/2132), dhcp.c ---- */
 
 #define DHCP_SERVER_PORT 67
@@ -278,5 +296,131 @@ int dhcp_release(struct dhcp_lease* lease, uint32_t deadline);
  * asks for the offered address + `offset` instead (0: off), which a server
  * should refuse with a NAK. */
 void dhcp_set_request_offset_once(uint32_t offset);
+
+/* ---- TCP (RFC 9293), tcp.c ---- */
+
+/* A small TCP for a few connections: active and passive open, MSS option,
+ * several segments in flight (bounded by the peer's window and
+ * TCP_MAX_FLIGHT), retransmission on the tick clock with backoff (and a
+ * fast retransmit on three duplicate ACKs), in-order receive into a
+ * buffer whose free space is the advertised window (out-of-order segments
+ * are dropped and answered with a duplicate ACK), FIN both ways, RST.
+ * No window scaling, no SACK, no timestamps, no urgent data. */
+#define TCP_MAX_CONNS 4
+#define TCP_MSS 1460
+#define TCP_SNDBUF 16384 /* bytes queued (sent or not) not yet acknowledged */
+#define TCP_RCVBUF 16384 /* received bytes the application has not read */
+#define TCP_MAX_FLIGHT 8192
+#define TCP_MAX_RCV_WINDOW (8 * TCP_MSS) /* advertised at most: see rcv_window in tcp.c */
+
+struct tcp_conn;
+
+struct tcp_stats {
+  uint32_t rx_segments, rx_bad; /* all received / short, bad offset or checksum */
+  uint32_t rx_no_conn;          /* for no connection: answered with RST */
+  uint32_t rx_out_of_order;     /* beyond rcv_nxt: dropped, duplicate ACK sent */
+  uint32_t rx_old;              /* entirely below rcv_nxt (a retransmission): ACKed */
+  uint32_t rx_trimmed;          /* bytes beyond the receive window cut off */
+  uint32_t rx_rst;              /* resets accepted */
+  uint32_t rx_bad_rst;          /* resets outside the window (ignored or challenged) */
+  uint32_t tx_segments, tx_failed;
+  uint32_t retransmits, fast_retransmits, timeouts;
+};
+const struct tcp_stats* tcp_get_stats(void);
+/* Prints tcp_get_stats() as one line starting with `prefix`. */
+void tcp_print_stats(const char* prefix);
+
+/* Active open to ip:port (ARP for the next hop first); bounded by deadline.
+ * The connection, or 0 (tcp_last_error() says why: "no route", "refused",
+ * "timeout", "no free connection"). */
+struct tcp_conn* tcp_connect(uint32_t ip, uint16_t port, uint32_t deadline);
+/* Passive open on `port` (one connection per listen). 0 when full. */
+struct tcp_conn* tcp_listen(uint16_t port);
+/* Waits until the listening connection is established; 0 on success. */
+int tcp_accept(struct tcp_conn* c, uint32_t deadline);
+/* Non-blocking: queues up to len bytes, returns how many (0: buffer full),
+ * -1 when the connection cannot send (closed, reset, FIN queued). */
+int tcp_write(struct tcp_conn* c, const void* buf, uint32_t len);
+/* Non-blocking: up to cap received bytes, 0 when none are buffered (see
+ * tcp_eof), -1 after a reset or abort. */
+int tcp_read(struct tcp_conn* c, void* buf, uint32_t cap);
+/* The peer's FIN arrived and every byte before it has been read. */
+int tcp_eof(const struct tcp_conn* c);
+/* Handles received frames and timers, sends what the windows allow, and
+ * idles (hlt) when nothing more can happen until a frame or a tick. */
+void tcp_step(void);
+/* Blocking forms, bounded by deadline: tcp_send queues all of buf (0, or
+ * -1 on an error or timeout); tcp_recv returns > 0 bytes, 0 at EOF, -1 on
+ * an error, -2 on a timeout. */
+int tcp_send(struct tcp_conn* c, const void* buf, uint32_t len, uint32_t deadline);
+int tcp_recv(struct tcp_conn* c, void* buf, uint32_t cap, uint32_t deadline);
+/* Sends FIN after the queued data and waits until it is acknowledged and
+ * the peer's FIN has arrived (received data still unread is discarded).
+ * 0 on a clean close, -1 on a reset or timeout. The slot is freed. */
+int tcp_close(struct tcp_conn* c, uint32_t deadline);
+/* Sends RST and frees the slot. */
+void tcp_abort(struct tcp_conn* c);
+/* One line of the connection's sequence state (relative to the initial
+ * sequence numbers), for failure reports. */
+void tcp_print_conn(const struct tcp_conn* c, const char* prefix);
+/* Why the connection failed ("reset", "timeout", ...) or 0. */
+const char* tcp_error(const struct tcp_conn* c);
+const char* tcp_last_error(void);
+/* Both endpoints (host order). */
+void tcp_endpoints(const struct tcp_conn* c, uint32_t* local_ip, uint16_t* local_port, uint32_t* remote_ip,
+                   uint16_t* remote_port);
+/* The peer's MSS option (536 when it sent none). */
+uint16_t tcp_peer_mss(const struct tcp_conn* c);
+
+/* ---- DNS A look-up over UDP (RFC 1035), dns.c ---- */
+
+#define DNS_MAX_NAME 255
+/* Outcomes of dns_lookup_a. */
+#define DNS_OK 0
+#define DNS_RCODE 1    /* the server answered with a non-zero rcode (*rcode) */
+#define DNS_NO_A 2     /* rcode 0 but no A record in the answer section */
+#define DNS_TIMEOUT -1 /* no usable answer before the deadline */
+#define DNS_BAD_NAME -2
+#define DNS_NO_ROUTE -3
+
+struct dns_stats {
+  uint32_t queries_sent, replies, replies_ignored; /* ignored: wrong id, source, or not a response */
+  uint32_t malformed;                              /* truncated, bad name, pointer loop, bad lengths */
+};
+const struct dns_stats* dns_get_stats(void);
+/* Asks `server` (port 53) for name's A record, retrying after 1, 2, 4, ...
+ * seconds until deadline. DNS_OK with *addr set to the first A record of
+ * the answer section (CNAMEs before it are skipped); DNS_RCODE with *rcode;
+ * or another DNS_* code. Answers are parsed with every length and
+ * compression pointer checked (pointers only backwards, at most 16). */
+int dns_lookup_a(uint32_t server, const char* name, uint32_t deadline, uint32_t* addr, uint32_t* rcode);
+
+/* ---- TFTP RRQ client (RFC 1350, options RFC 2347/2348/2349), tftp.c ---- */
+
+#define TFTP_PORT 69
+#define TFTP_MAX_BLKSIZE 1468 /* 1468 + 4 header bytes fill a UDP payload */
+
+struct tftp_result {
+  uint64_t bytes;        /* data received */
+  uint64_t hash;         /* FNV-1a 64 of it (stream_hash.h) */
+  uint32_t blocks;       /* DATA blocks accepted (not wrapped) */
+  uint32_t rollovers;    /* block number wrapped from 65535 to 0 */
+  uint32_t blksize;      /* in effect (512 unless the OACK said otherwise) */
+  uint32_t oack_blksize; /* the OACK's blksize, 0 when it had none */
+  int has_tsize;         /* the OACK carried tsize */
+  uint64_t tsize;
+  int oack;             /* the server answered with an OACK */
+  uint32_t retransmits; /* RRQ or ACK sent again after a timeout */
+  uint32_t duplicates;  /* DATA of the previous block (re-ACKed) */
+  uint32_t ignored;     /* other blocks, other senders, malformed */
+  uint32_t error_code;  /* from an ERROR packet */
+  char error[128];      /* its message, or our own reason; "" on success */
+};
+/* Fetches `file` from server:69 in octet mode, asking for blksize (0 or
+ * 512: no option) and tsize. Each DATA is hashed and ACKed as it arrives;
+ * nothing is kept. The first reply fixes the server's port (its TID).
+ * Timeouts resend the RRQ or the last ACK after 1, 2, 4 s (5 tries).
+ * 0 on success, -1 with res->error set. */
+int tftp_get(uint32_t server, const char* file, uint32_t blksize, uint32_t deadline, struct tftp_result* res);
 
 #endif
