@@ -11,6 +11,10 @@
 namespace reel {
 
 namespace {
+constexpr u8 kTosLowDelay = 0x10;
+}  // namespace
+
+namespace {
 
 using wire::TftpErrorCode;
 
@@ -311,6 +315,9 @@ bool TftpServer::send_udp(u32 client_ip, u16 client_port, std::span<const u8> me
   d.source = server_ip;
   d.destination = client_ip;
   d.protocol = static_cast<u8>(wire::IpProtocol::udp);
+  // libslirp marks TFTP low-delay (its UDP TOS table), so does reel: the
+  // differential test compares every header field.
+  d.tos = kTosLowDelay;
   if (m_link.send_to_guest(d, out)) return true;
   ++m_counters.send_failures;
   return false;

@@ -15,9 +15,9 @@
 // - Only octet mode. netascii and mail are refused with error 4
 //   ("Unsupported transfer mode"), as libslirp does: serving bytes as-is
 //   under the netascii name would silently differ from a real server.
-// - blksize is granted up to 1468, so that one DATA (1468 + 4 + 8 + 20
-//   bytes) fills but never exceeds a 1500-byte guest MTU; the OACK names
-//   the value used. tsize is answered with the file size when the client
+// - blksize is granted up to 1428, libslirp's cap, so a client sees the
+//   same OACK under reel as under QEMU (1468 would still fit a 1500-byte
+//   MTU: 1468 + 4 + 8 + 20); the OACK names the value used. tsize is answered with the file size when the client
 //   sent 0. timeout (1..255 s) becomes the retransmission interval.
 // - Retransmission runs on virtual time: the last DATA or OACK is resent
 //   every interval (1 s unless the timeout option says otherwise) up to
@@ -62,7 +62,7 @@ class UdpDatagram;
 class TftpServer {
  public:
   static constexpr std::size_t kMaxSessions = 20;
-  static constexpr u16 kMaxGrantedBlockSize = 1468;
+  static constexpr u16 kMaxGrantedBlockSize = 1428;
   static constexpr u64 kDefaultRetransmitNs = 1'000'000'000;
   static constexpr u32 kMaxRetries = 5;
   static constexpr u64 kMaxHeldBytes = u64{512} << 20;
