@@ -701,6 +701,15 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
     }
   }
   if (net_none && !opts.nets.empty()) fail("-net none", "cannot be combined with other -net options");
+  // QEMU's default network: one NIC of the machine's default model on a
+  // user-mode network (`-net none` for none).
+  if (!net_none && opts.nets.empty()) {
+    NetOption nic;
+    nic.kind = NetOption::Kind::nic;
+    NetOption user;
+    user.kind = NetOption::Kind::user;
+    opts.nets = {nic, user};
+  }
   // The legacy options apply to the first user-mode stack, as in QEMU.
   if (!redirs.empty() || legacy_tftp || legacy_bootp) {
     NetOption* user = nullptr;
@@ -748,7 +757,7 @@ std::string machine_options_help() {
            [,dnssearch=D][,tftp=DIR][,bootfile=F][,tftp-server-name=S][,hostfwd=RULE][,vlan=N]
   -redir [tcp|udp]:hostport:[guestaddr]:guestport   -tftp DIR   -bootp FILE   (legacy spellings)
   -net dump[,vlan=N][,file=F][,len=BYTES]   pcap of a VLAN (stamped with virtual time)
-  -net none               no network (the default for now)
+  -net none               no network (the default is -net nic -net user)
   -monitor stdio|unix:PATH,server[,nowait]  QEMU-style monitor (info network, info registers, quit)
   -seed N                 PRNG seed (default: random in record, 0 in run)
   -checkpoint-interval N  instructions between state-hash checkpoints (record)

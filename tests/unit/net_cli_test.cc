@@ -108,6 +108,25 @@ TEST(NetCli, MonitorListsAddsAndRemovesPortForwards) {
       << describe(taken);
 }
 
+TEST(NetCli, DefaultNetworkIsANicOnAUserNetwork) {
+  // QEMU's default: with no -net option the guest has a card and a gateway.
+  const ProcessResult r =
+      run_reel(args({"run", "-kernel", guest_path("dhcpping"), "-serial", "stdio"}, kExit));
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.out.find("dhcp nic0: lease 10.0.2.15/24 router 10.0.2.2 dns 10.0.2.3"), std::string::npos)
+      << describe(r);
+  const ProcessResult none =
+      run_reel(args({"run", "-kernel", guest_path("dhcpping"), "-serial", "stdio", "-net", "none"}, kExit));
+  EXPECT_NE(none.out.find("no NE2000 card found"), std::string::npos) << describe(none);
+  const ProcessResult mon =
+      run_reel(args({"run", "-kernel", guest_path("timer"), "-serial", "none", "-monitor", "stdio"}),
+               "info network\nquit\n");
+  EXPECT_NE(mon.out.find("VLAN 0 devices:\n  ne2k_pci.0: model=ne2k_pci,macaddr=52:54:00:12:34:56\n"
+                         "  user.0: net=10.0.2.0, restricted=n\n"),
+            std::string::npos)
+      << describe(mon);
+}
+
 TEST(NetCli, MonitorCommandsAreJournaledAndReplayed) {
   const std::string journal = scratch_dir() + "/monitor.reel";
   const ProcessResult rec =

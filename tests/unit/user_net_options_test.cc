@@ -104,7 +104,10 @@ TEST(UserNetOptions, BadPropertiesNameThemselves) {
   EXPECT_NE(error_of({"-net", "user,smb=/tmp"}).find("not supported"), std::string::npos);
   EXPECT_NE(error_of({"-net", "user,ipv6=on"}).find("no IPv6"), std::string::npos);
   EXPECT_NE(error_of({"-net", "user,frob=1"}).find("unknown property 'frob'"), std::string::npos);
-  EXPECT_NE(error_of({"-redir", "tcp:5555::23"}).find("needs a user-mode network"), std::string::npos);
+  EXPECT_NE(error_of({"-net", "none", "-redir", "tcp:5555::23"}).find("needs a user-mode network"),
+            std::string::npos);
+  EXPECT_NE(error_of({"-net", "nic", "-net", "dump", "-tftp", "/srv"}).find("needs a user-mode network"),
+            std::string::npos);
   EXPECT_NE(error_of({"-net", "user", "-redir", "tcp:5555"}).find("-redir: expected"), std::string::npos);
   EXPECT_NE(error_of({"-net", "user", "-redir", "tcp:5555:10.1.1.1:23"}).find("outside the network"),
             std::string::npos);
