@@ -637,8 +637,12 @@ void TcpNat::on_persist_timer(Iterator it, u64 now) {
   // one still closed drops it and ACKs with its window.
   ++m_counters.persist_probes;
   send_segment(key, c, Outgoing{c.snd_una, c.rcv_nxt, wire::kTcpAck, c.to_guest.view().first(1)});
-  if (seq_lt(c.snd_nxt, c.snd_una + 1)) c.snd_nxt = c.snd_una + 1;
-  if (seq_lt(c.snd_max, c.snd_nxt)) c.snd_max = c.snd_nxt;
+  // The probe byte is not counted as sent: a guest whose window is still
+  // closed drops it, and once the window reopens output must start at
+  // snd_una, not one byte past a hole (a guest without an out-of-order
+  // queue would drop the whole window). snd_max covers it, so an ACK of
+  // the probe byte is acceptable and moves snd_nxt along with snd_una.
+  if (seq_lt(c.snd_max, c.snd_una + 1)) c.snd_max = c.snd_una + 1;
   if (c.persist_shift < kMaxPersistShift) ++c.persist_shift;
   start_persist(c);
   (void)now;
