@@ -356,7 +356,7 @@ void TcpNat::send_segment(const Key& key, Connection& c, const Outgoing& out) {
     }
   }
   if (c.timestamps) f.options.timestamps = wire::TcpTimestamps{timestamp_now(), c.ts_recent};
-  std::array<u8, wire::kTcpMinHeaderSize + wire::kTcpMaxOptionsSize + kMss> buffer{};
+  std::array<u8, wire::kTcpMinHeaderSize + wire::kTcpMaxOptionsSize + kMss> buffer;  // build_tcp writes it all
   const auto size = wire::build_tcp(buffer, key.remote_ip, key.guest_ip, f, out.payload);
   assert(size.has_value());
   if ((out.flags & wire::kTcpAck) != 0) {

@@ -1,5 +1,8 @@
 #include "netstack/wire/checksum.h"
 
+#include <bit>
+#include <cstring>
+
 namespace reel::wire {
 
 void InternetChecksum::add(std::span<const u8> bytes) {
@@ -8,6 +11,33 @@ void InternetChecksum::add(std::span<const u8> bytes) {
     m_sum += (u32{m_pending} << 8) | bytes[0];
     m_has_pending = false;
     i = 1;
+  }
+  // The bulk eight bytes at a time in the host's byte order: a ones'
+  // complement sum is the same up to a byte swap whatever the order the
+  // words are read in (RFC 1071 section 2(B)), so it is folded, swapped to
+  // network order once and added. Two 32-bit halves per step keep every
+  // carry in the u64 for any input below 2^31 steps.
+  if (bytes.size() - i >= 8) {
+    u64 native = 0, native2 = 0;
+    const u8* p = bytes.data();
+    // Two independent accumulators so that consecutive loads do not wait
+    // on each other's additions.
+    for (; i + 16 <= bytes.size(); i += 16) {
+      u64 v, w;
+      std::memcpy(&v, p + i, sizeof v);
+      std::memcpy(&w, p + i + 8, sizeof w);
+      native += (v & 0xffffffffu) + (v >> 32);
+      native2 += (w & 0xffffffffu) + (w >> 32);
+    }
+    for (; i + 8 <= bytes.size(); i += 8) {
+      u64 v;
+      std::memcpy(&v, p + i, sizeof v);
+      native += (v & 0xffffffffu) + (v >> 32);
+    }
+    native = (native & 0xffffffffu) + (native >> 32) + (native2 & 0xffffffffu) + (native2 >> 32);
+    while (native >> 16) native = (native & 0xffff) + (native >> 16);
+    if constexpr (std::endian::native == std::endian::little) native = ((native & 0xff) << 8) | (native >> 8);
+    m_sum += native;
   }
   // A u64 accumulator cannot overflow for any frame-sized input: each word
   // adds at most 0xffff, so folding once at the end is enough.
