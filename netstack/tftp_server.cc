@@ -1,5 +1,7 @@
 #include "netstack/tftp_server.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -43,9 +45,39 @@ std::size_t TftpServer::find_session(u32 ip, u16 port) const {
   return m_sessions.size();
 }
 
+std::shared_ptr<const std::vector<u8>> TftpServer::store(std::vector<u8> bytes, u64& hash) {
+  hash = XXH3_64bits(bytes.data(), bytes.size());
+  if (auto it = m_contents.find(hash); it != m_contents.end() && it->second->size() == bytes.size())
+    return it->second;
+  auto shared = std::make_shared<const std::vector<u8>>(std::move(bytes));
+  m_contents[hash] = shared;
+  m_content_order.push_back(hash);
+  // Let the oldest contents no session uses go once the store is too big.
+  u64 total = 0;
+  for (const auto& [h, c] : m_contents) total += c->size();
+  for (std::size_t i = 0; i < m_content_order.size() && total > m_max_held_bytes;) {
+    auto it = m_contents.find(m_content_order[i]);
+    if (it == m_contents.end() || it->second.use_count() > 1 || it->second == shared) {
+      ++i;
+      continue;
+    }
+    total -= it->second->size();
+    m_contents.erase(it);
+    m_content_order.erase(m_content_order.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  return shared;
+}
+
+void TftpServer::attach_contents() {
+  for (Session& s : m_sessions) {
+    const auto it = m_contents.find(s.file_hash);
+    s.file = it != m_contents.end() && it->second->size() == s.file_size ? it->second : nullptr;
+  }
+}
+
 u64 TftpServer::held_bytes() const {
   u64 n = 0;
-  for (const Session& s : m_sessions) n += s.file.size();
+  for (const Session& s : m_sessions) n += s.file_size;
   return n;
 }
 
@@ -173,7 +205,8 @@ void TftpServer::handle_rrq(u32 client_ip, u16 client_port, const wire::TftpPack
   s.client_ip = client_ip;
   s.client_port = client_port;
   s.request.assign(request_bytes.begin(), request_bytes.end());
-  s.file = std::move(file.bytes);
+  s.file_size = file.bytes.size();
+  s.file = store(std::move(file.bytes), s.file_hash);
 
   // Answer the options we take in the client's order, each name once.
   std::vector<std::pair<std::string, std::string>> answers;
@@ -189,7 +222,7 @@ void TftpServer::handle_rrq(u32 client_ip, u16 client_port, const wire::TftpPack
     } else if (name == "tsize" && !seen_tsize) {
       seen_tsize = true;
       if (const auto v = request.tsize(); v && *v == 0) {
-        answers.emplace_back(name, std::to_string(s.file.size()));
+        answers.emplace_back(name, std::to_string(s.file_size));
       }
     } else if (name == "timeout" && !seen_timeout) {
       seen_timeout = true;
@@ -231,6 +264,11 @@ void TftpServer::handle_ack(std::size_t index, u16 block) {
       end_session(index);
       return;
     }
+    if (!s.file) {
+      ++m_counters.sessions_lost_contents;
+      end_session(index);
+      return;
+    }
     send_block(s, s.block + 1);
     arm_timer();
   } else if (s.block >= 1 && block == static_cast<u16>(s.block - 1)) {
@@ -244,9 +282,9 @@ void TftpServer::handle_ack(std::size_t index, u16 block) {
 
 void TftpServer::send_block(Session& s, u64 index) {
   const u64 offset = (index - 1) * s.block_size;
-  const std::size_t size = static_cast<std::size_t>(std::min<u64>(s.block_size, s.file.size() - offset));
+  const std::size_t size = static_cast<std::size_t>(std::min<u64>(s.block_size, s.file_size - offset));
   s.last_sent.assign(4 + size, 0);
-  const auto data = std::span<const u8>(s.file).subspan(static_cast<std::size_t>(offset), size);
+  const auto data = std::span<const u8>(*s.file).subspan(static_cast<std::size_t>(offset), size);
   if (!wire::build_tftp_data(s.last_sent, static_cast<u16>(index), data)) {
     throw std::logic_error("tftp: DATA does not fit its buffer");
   }
@@ -293,7 +331,7 @@ void TftpServer::arm_timer() {
 }
 
 void TftpServer::end_session(std::size_t index) {
-  // Erasing frees the file's bytes: nothing of a transfer outlives it.
+  // The contents stay in the store (a snapshot may come back to them).
   m_sessions.erase(m_sessions.begin() + static_cast<std::ptrdiff_t>(index));
 }
 

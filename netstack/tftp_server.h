@@ -17,8 +17,8 @@
 //   under the netascii name would silently differ from a real server.
 // - blksize is granted up to 1428, libslirp's cap, so a client sees the
 //   same OACK under reel as under QEMU (1468 would still fit a 1500-byte
-//   MTU: 1468 + 4 + 8 + 20); the OACK names the value used. tsize is answered with the file size when the client
-//   sent 0. timeout (1..255 s) becomes the retransmission interval.
+//   MTU: 1468 + 4 + 8 + 20); the OACK names the value used. tsize is answered with the file size when the
+//   client sent 0. timeout (1..255 s) becomes the retransmission interval.
 // - Retransmission runs on virtual time: the last DATA or OACK is resent
 //   every interval (1 s unless the timeout option says otherwise) up to
 //   kMaxRetries times, after which the session ends silently. That is also
@@ -43,6 +43,8 @@
 //   takes). A client's ERROR (8 after an OACK included) ends its session;
 //   errors are never answered.
 
+#include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -106,9 +108,10 @@ class TftpServer {
     u64 refused_too_many_options = 0;  // 8
     u64 refused_allocation = 0;        // 3: kMaxHeldBytes would be passed
     // Dropped without an answer.
-    u64 dropped_malformed = 0;      // short, unterminated strings, empty names
-    u64 dropped_no_session = 0;     // ACK or ERROR from a client without a session
-    u64 dropped_session_limit = 0;  // RRQ while kMaxSessions are open
+    u64 dropped_malformed = 0;       // short, unterminated strings, empty names
+    u64 dropped_no_session = 0;      // ACK or ERROR from a client without a session
+    u64 dropped_session_limit = 0;   // RRQ while kMaxSessions are open
+    u64 sessions_lost_contents = 0;  // restored from a snapshot whose file the store had let go
     template <class Archive>
     void serialize(Archive& ar) {
       ar(REEL_FIELD(packets_in), REEL_FIELD(requests), REEL_FIELD(sessions_replaced),
@@ -119,7 +122,8 @@ class TftpServer {
          REEL_FIELD(refused_access), REEL_FIELD(refused_name_too_long), REEL_FIELD(refused_no_root),
          REEL_FIELD(refused_write), REEL_FIELD(refused_mode), REEL_FIELD(refused_opcode),
          REEL_FIELD(refused_unexpected), REEL_FIELD(refused_too_many_options), REEL_FIELD(refused_allocation),
-         REEL_FIELD(dropped_malformed), REEL_FIELD(dropped_no_session), REEL_FIELD(dropped_session_limit));
+         REEL_FIELD(dropped_malformed), REEL_FIELD(dropped_no_session), REEL_FIELD(dropped_session_limit),
+         REEL_FIELD(sessions_lost_contents));
     }
   };
   const Counters& counters() const { return m_counters; }
@@ -132,6 +136,7 @@ class TftpServer {
   template <class Archive>
   void serialize(Archive& ar) {
     ar(REEL_FIELD(m_sessions), REEL_FIELD(m_wake_ns), REEL_FIELD(m_counters));
+    if constexpr (Archive::is_loading::value) attach_contents();
   }
 
  private:
@@ -139,7 +144,12 @@ class TftpServer {
     u32 client_ip = 0;
     u16 client_port = 0;
     std::vector<u8> request;  // the RRQ that opened it, to recognise a retry
-    std::vector<u8> file;
+    // The file's bytes live in the content store (m_contents); the state
+    // names them by size and XXH3-64, so a state hash covers them without
+    // hashing megabytes at every checkpoint, and a snapshot stays small.
+    u64 file_size = 0;
+    u64 file_hash = 0;
+    std::shared_ptr<const std::vector<u8>> file;  // not state: found again by file_hash
     u16 block_size = 512;
     u64 interval_ns = kDefaultRetransmitNs;
     // Index of the last block sent (1-based; 0 while an OACK waits for
@@ -150,9 +160,9 @@ class TftpServer {
     u64 deadline_ns = 0;
     template <class Archive>
     void serialize(Archive& ar) {
-      ar(REEL_FIELD(client_ip), REEL_FIELD(client_port), REEL_FIELD(request), REEL_FIELD(file),
-         REEL_FIELD(block_size), REEL_FIELD(interval_ns), REEL_FIELD(block), REEL_FIELD(last_sent),
-         REEL_FIELD(retries), REEL_FIELD(deadline_ns));
+      ar(REEL_FIELD(client_ip), REEL_FIELD(client_port), REEL_FIELD(request), REEL_FIELD(file_size),
+         REEL_FIELD(file_hash), REEL_FIELD(block_size), REEL_FIELD(interval_ns), REEL_FIELD(block),
+         REEL_FIELD(last_sent), REEL_FIELD(retries), REEL_FIELD(deadline_ns));
     }
   };
 
@@ -163,7 +173,13 @@ class TftpServer {
                   std::span<const u8> request_bytes);
   void handle_ack(std::size_t session, u16 block);
   // The final block is the first shorter than block_size (possibly empty).
-  u64 block_count(const Session& s) const { return s.file.size() / s.block_size + 1; }
+  u64 block_count(const Session& s) const { return s.file_size / s.block_size + 1; }
+  // Keeps `bytes` in the content store (shared with any earlier read of the
+  // same contents) and returns them with their hash.
+  std::shared_ptr<const std::vector<u8>> store(std::vector<u8> bytes, u64& hash);
+  // After a state load: each session finds its file again by hash. One
+  // whose contents the store no longer has ends at its next step.
+  void attach_contents();
   // Sends block `index` and makes it the one to resend.
   void send_block(Session& s, u64 index);
   // Sends the session's last message again or for the first time, and arms its timer.
@@ -176,7 +192,13 @@ class TftpServer {
 
   GatewayLink& m_link;
   u64 m_max_held_bytes;
-  std::vector<Session> m_sessions;  // in the order they started
+  std::vector<Session> m_sessions;
+  // Contents read by this server, by XXH3-64, kept after their sessions end
+  // (so that a snapshot taken during a transfer can be resumed) until they
+  // pass m_max_held_bytes, then the oldest unused go first. Not state: the
+  // sessions name their contents by hash.
+  std::map<u64, std::shared_ptr<const std::vector<u8>>> m_contents;
+  std::vector<u64> m_content_order;  // hashes, oldest first  // in the order they started
   // The wake_at() asked for since the last on_timer() (kNever: none).
   // Deadlines only move later as ACKs arrive, so one pending wake is
   // enough, instead of one per DATA; every on_timer() asks again for the

@@ -697,23 +697,51 @@ TEST_F(TftpServerTest, SerializeRoundTripContinuesTheTransfer) {
   EXPECT_NE(before.find("\"sessions\""), std::string::npos);
   EXPECT_NE(before.find("\"duplicate_acks\": 1"), std::string::npos) << before;
 
-  auto restored = std::make_unique<TftpServer>(*link);
+  // Go on to the end: the session is gone, its contents stay in the store.
+  for (u16 b = 2; b <= 11; ++b) ack(b);  // 1000 bytes in blocks of 100: an empty block 11 ends it
+  replies();
+  EXPECT_EQ(server->session_count(), 0u);
+  // Restoring the snapshot (as reverse execution does) resumes the transfer.
   {
     BinaryIn ar(snapshot);
-    restored->serialize(ar);
+    server->serialize(ar);
   }
-  server = std::move(restored);
   EXPECT_EQ(dump(), before);
   EXPECT_EQ(server->session_count(), 1u);
   EXPECT_EQ(server->counters().duplicate_acks, 1u);
   // The restored session resends block 2 on the negotiated timeout and
-  // goes on from its own copy of the file; the host is not asked again.
+  // goes on from the stored contents; the host is not asked again.
   link->now += 2 * kSecond;
   server->on_timer(link->now);
   expect_data(2, std::span(file).subspan(100, 100));
   ack(2);
   expect_data(3, std::span(file).subspan(200, 100));
   EXPECT_EQ(host.reads.size(), 1u);
+
+  // A server that never read the file cannot go on: the session ends,
+  // counted, instead of sending bytes it does not have.
+  auto fresh = std::make_unique<TftpServer>(*link);
+  {
+    std::stringstream again(snapshot.str());
+    BinaryIn ar(again);
+    fresh->serialize(ar);
+  }
+  server = std::move(fresh);
+  ack(2);
+  EXPECT_EQ(server->counters().sessions_lost_contents, 1u);
+  EXPECT_EQ(server->session_count(), 0u);
+}
+
+TEST_F(TftpServerTest, StateNamesContentsByHashNotBytes) {
+  host.files["big"] = pattern(200000, 3);
+  rrq("big");
+  replies();
+  std::stringstream s;
+  {
+    BinaryOut ar(s);
+    server->serialize(ar);
+  }
+  EXPECT_LT(s.str().size(), 4096u) << "the file's bytes are not state";
 }
 
 class TftpServerNoRootTest : public TftpServerTest {
