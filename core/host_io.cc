@@ -2,10 +2,13 @@
 
 namespace reel {
 
+std::string format_ipv4(u32 ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
+         std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
+}
+
 std::string format_socket_address(const SocketAddress& a) {
-  return std::to_string(a.ip >> 24) + "." + std::to_string((a.ip >> 16) & 0xff) + "." +
-         std::to_string((a.ip >> 8) & 0xff) + "." + std::to_string(a.ip & 0xff) + ":" +
-         std::to_string(a.port);
+  return format_ipv4(a.ip) + ":" + std::to_string(a.port);
 }
 
 const char* socket_event_kind_name(SocketEvent::Kind kind) {

@@ -66,6 +66,7 @@ struct SocketAddress {
   bool operator==(const SocketAddress&) const = default;
 };
 std::string format_socket_address(const SocketAddress& a);  // "127.0.0.1:1234"
+std::string format_ipv4(u32 ip);                            // "10.0.2.15" (host order in)
 
 struct SocketSpec {
   enum class Kind : u8 {

@@ -15,11 +15,6 @@ namespace {
 
 bool is_multicast(u32 ip) { return (ip >> 28) == 0xe; }
 
-std::string ip_text(u32 ip) {
-  std::string s = format_socket_address({ip, 0});
-  return s.substr(0, s.rfind(':'));
-}
-
 }  // namespace
 
 PingNat::PingNat(GatewayLink& link) : m_link(link) {}
@@ -234,14 +229,14 @@ std::vector<std::string> PingNat::describe_flows() const {
   std::vector<std::string> lines;
   for (const auto& [socket, flow] : m_flows) {
     std::string line = "icmp ";
-    line += ip_text(flow.guest_ip);
+    line += format_ipv4(flow.guest_ip);
     line += " id ";
     line += std::to_string(flow.identifier);
     line += " socket ";
     line += std::to_string(socket);
     for (const Peer& p : flow.peers) {
       line += ' ';
-      line += ip_text(p.guest_ip);
+      line += format_ipv4(p.guest_ip);
     }
     lines.push_back(std::move(line));
   }

@@ -9,12 +9,6 @@ namespace reel {
 
 namespace {
 
-std::string dotted(u32 ip) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
-  return buf;
-}
-
 std::string rule_text(bool udp, const std::string& host, u16 port) {
   return std::string(udp ? "udp" : "tcp") + ":" + host + ":" + std::to_string(port);
 }
@@ -100,7 +94,7 @@ std::vector<std::string> PortForwards::describe() const {
   std::vector<std::string> out;
   for (const Rule& r : m_rules) {
     out.push_back(std::string(r.udp ? "UDP " : "TCP ") + r.host_address + ":" + std::to_string(r.bound_port) +
-                  " -> " + dotted(r.guest_address) + ":" + std::to_string(r.guest_port));
+                  " -> " + format_ipv4(r.guest_address) + ":" + std::to_string(r.guest_port));
   }
   return out;
 }

@@ -35,12 +35,6 @@ constexpr u8 kOptionVendorClass = 60;
 constexpr u8 kOptionMessage = 56;
 constexpr std::string_view kNakMessage = "requested address not available";
 
-std::string dotted(u32 ip) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
-  return buf;
-}
-
 std::span<const u8> bytes_of(std::string_view s) {
   return std::span(reinterpret_cast<const u8*>(s.data()), s.size());
 }
@@ -108,7 +102,7 @@ UserNet::UserNet(std::string name, Machine& machine, Config config)
 UserNet::~UserNet() = default;
 
 std::string UserNet::describe_port() const {
-  return "net=" + dotted(m_config.network) + ", restricted=" + (m_config.restrict ? "y" : "n");
+  return "net=" + format_ipv4(m_config.network) + ", restricted=" + (m_config.restrict ? "y" : "n");
 }
 
 wire::MacAddress UserNet::mac_for(u32 address) {
@@ -689,7 +683,7 @@ std::optional<GatewayLink::HostTarget> UserNet::host_target(u32 destination, u16
   // guestfwd addresses would live here); broadcast and multicast go nowhere.
   if ((destination & m_config.netmask) == m_config.network) return std::nullopt;
   if (destination == 0 || destination == kLimitedBroadcast || (destination >> 28) >= 0xe) return std::nullopt;
-  return HostTarget{dotted(destination), port};
+  return HostTarget{format_ipv4(destination), port};
 }
 
 u32 UserNet::guest_visible_source(u32 host_ip) const {
@@ -713,7 +707,7 @@ std::vector<std::string> UserNet::describe_state() const {
     char mac[18];
     std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", l.mac[0], l.mac[1], l.mac[2], l.mac[3],
                   l.mac[4], l.mac[5]);
-    out.push_back("lease " + dotted(l.address) + " " + mac + (l.declined ? " (declined)" : ""));
+    out.push_back("lease " + format_ipv4(l.address) + " " + mac + (l.declined ? " (declined)" : ""));
   }
   for (const std::string& c : m_tcp->describe_connections()) out.push_back(c);
   for (const std::string& f : m_udp->describe_flows()) out.push_back(f);
@@ -752,7 +746,7 @@ std::optional<GatewayLink::HostTarget> UserNet::resolver() {
       if (m_resolver_port == 0) m_resolver_host.clear();
     }
     if (m_resolver_host.empty())
-      log(name() + ": no DNS resolver (none in /etc/resolv.conf): queries to " + dotted(m_config.dns) +
+      log(name() + ": no DNS resolver (none in /etc/resolv.conf): queries to " + format_ipv4(m_config.dns) +
           " are dropped");
   }
   if (m_resolver_host.empty()) return std::nullopt;
