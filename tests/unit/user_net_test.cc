@@ -16,6 +16,7 @@
 #include "netstack/wire/ethernet.h"
 #include "netstack/wire/icmp.h"
 #include "netstack/wire/ipv4.h"
+#include "netstack/wire/tcp.h"
 #include "netstack/wire/udp.h"
 #include "tests/unit/fake_host_io.h"
 #include "tests/unit/guest_frames.h"
@@ -611,6 +612,32 @@ TEST_F(UserNetTest, DhcpMalformedDropped) {
   EXPECT_TRUE(exchange(dhcp_frame(odd)).empty());
   EXPECT_EQ(net->counters().dropped_dhcp_unknown_type, 1u);
   EXPECT_TRUE(net->leases().empty());
+}
+
+TEST_F(UserNetTest, DnsOverTcpAndUdpGoesToTheResolver) {
+  UserNet::Config c;
+  c.resolver = "127.0.0.1:5353";
+  build(c);
+  exchange(arp_frame(ArpOperation::request, kGuestMac, kGuestIp, kDns));
+  const std::vector<u8> query = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1};
+  EXPECT_TRUE(exchange(udp_frame(kGuestIp, kDns, 5000, 53, query, kGuestMac, kDnsMac)).empty());
+  ASSERT_EQ(host.sent.size(), 1u);
+  EXPECT_EQ(host.sent[0].to, (SocketAddress{0x7f000001, 5353}));
+  TcpFields f;
+  f.source_port = 40000;
+  f.destination_port = 53;
+  f.sequence = 1;
+  f.flags = kTcpSyn;
+  f.window = 65535;
+  std::vector<u8> syn(20);
+  ASSERT_TRUE(build_tcp(syn, kGuestIp, kDns, f, {}));
+  EXPECT_TRUE(exchange(ethernet(kDnsMac, kGuestMac, EtherType::ipv4,
+                                ipv4(ip_fields(kGuestIp, kDns, IpProtocol::tcp), syn)))
+                  .empty());
+  ASSERT_EQ(host.opened.size(), 2u);
+  EXPECT_EQ(host.opened[1].kind, SocketSpec::Kind::tcp_connect);
+  EXPECT_EQ(host.opened[1].host, "127.0.0.1");
+  EXPECT_EQ(host.opened[1].port, 5353);
 }
 
 // ---------------------------------------------------------------- state --
