@@ -1,3 +1,6 @@
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -21,9 +24,22 @@ void print_usage() {
   std::fputs(reel::machine_options_help().c_str(), stdout);
 }
 
+// Every NAT connection of -net user holds a host socket: the usual soft
+// limit of 1024 descriptors would refuse connections long before the
+// stack's own limit (4096), so take what the hard limit allows.
+void raise_descriptor_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  const rlim_t wanted = std::min<rlim_t>(r.rlim_max, 8192);
+  if (r.rlim_cur >= wanted) return;
+  r.rlim_cur = wanted;
+  setrlimit(RLIMIT_NOFILE, &r);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  raise_descriptor_limit();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
     print_usage();
