@@ -251,19 +251,18 @@ void UserNet::ipv4_input(const wire::MacAddress& frame_source, std::span<const u
   ipv4_dispatch(*ip);
 }
 
-void UserNet::ipv4_dispatch(const wire::Ipv4Packet& ip_view) {
-  const wire::Ipv4Packet* ip = &ip_view;
-  switch (ip->protocol()) {
+void UserNet::ipv4_dispatch(const wire::Ipv4Packet& ip) {
+  switch (ip.protocol()) {
     case static_cast<u8>(wire::IpProtocol::icmp):
-      icmp_input(*ip);
+      icmp_input(ip);
       return;
     case static_cast<u8>(wire::IpProtocol::udp):
-      udp_input(*ip);
+      udp_input(ip);
       return;
     case static_cast<u8>(wire::IpProtocol::tcp):
       // restrict=on still carries forwarded connections; the NAT asks
       // host_target() before it opens anything for the guest.
-      m_tcp->guest_segment(*ip);
+      m_tcp->guest_segment(ip);
       return;
     default:
       ++m_counters.dropped_ip_protocol;

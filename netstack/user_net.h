@@ -34,11 +34,12 @@ class DhcpMessage;
 }  // namespace wire
 
 // `-net user`: the gateway of QEMU's user-mode network, as a port on a VLAN
-// hub. This first slice answers ARP for the gateway and DNS addresses,
-// checks IPv4 input, answers ICMP echo to those addresses and runs the DHCP
-// server; everything that would need the host (NAT, DNS, TFTP) is dropped
-// and counted by reason until it exists. It never touches the host, so it
-// runs unchanged in replay.
+// hub. It answers ARP for the gateway and DNS addresses, checks and
+// reassembles IPv4 input, answers ICMP echo to those addresses, runs the
+// DHCP server, and hands everything else to the services behind it (TCP and
+// UDP NAT, ping, TFTP, port forwards), for which it is the GatewayLink. All
+// of them reach the host only through HostIO, so the stack itself runs in
+// replay: a bug in it reproduces there.
 class UserNet : public Component, public FramePort, public GatewayLink {
  public:
   using Config = UserNetConfig;
