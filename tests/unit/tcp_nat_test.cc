@@ -1000,7 +1000,9 @@ TEST_F(TcpNatTest, HostileSegmentsNeverCorruptEitherStream) {
         const u32 base = i->rcv_nxt - o.guest_next;
         const i64 offset = pick(2) == 0 ? static_cast<i64>(base)
                                         : static_cast<i64>(base) + static_cast<i64>(pick(72000)) - 3000;
-        const std::size_t start = static_cast<std::size_t>(std::max<i64>(offset, 0));
+        // Past the stream's end there is nothing to send (and no span to take).
+        const std::size_t start =
+            std::min(static_cast<std::size_t>(std::max<i64>(offset, 0)), guest_stream.size());
         const std::size_t length = std::min<std::size_t>(pick(1461), guest_stream.size() - start);
         u8 flags = kTcpAck;
         const u64 r = pick(100);
