@@ -356,7 +356,8 @@ void TcpNat::send_segment(const Key& key, Connection& c, const Outgoing& out) {
     }
   }
   if (c.timestamps) f.options.timestamps = wire::TcpTimestamps{timestamp_now(), c.ts_recent};
-  std::array<u8, wire::kTcpMinHeaderSize + wire::kTcpMaxOptionsSize + kMss> buffer;  // build_tcp writes it all
+  std::array<u8, wire::kTcpMinHeaderSize + wire::kTcpMaxOptionsSize + kMss>
+      buffer;  // build_tcp writes it all
   const auto size = wire::build_tcp(buffer, key.remote_ip, key.guest_ip, f, out.payload);
   assert(size.has_value());
   if ((out.flags & wire::kTcpAck) != 0) {
@@ -364,11 +365,15 @@ void TcpNat::send_segment(const Key& key, Connection& c, const Outgoing& out) {
     const u32 edge = c.rcv_nxt + window;
     if (seq_gt(edge, c.rcv_adv)) c.rcv_adv = edge;
   }
+  to_guest(key, std::span<const u8>(buffer).first(*size));
+}
+
+void TcpNat::to_guest(const Key& key, std::span<const u8> segment) {
   GatewayDatagram datagram;
   datagram.source = key.remote_ip;
   datagram.destination = key.guest_ip;
   datagram.protocol = kTcpProtocol;
-  if (m_link.send_to_guest(datagram, std::span<const u8>(buffer).first(*size)))
+  if (m_link.send_to_guest(datagram, segment))
     ++m_counters.segments_out;
   else
     ++m_counters.segments_lost;
@@ -396,14 +401,7 @@ void TcpNat::send_reset(const Key& key, u32 sequence, u32 acknowledgment, u8 fla
   std::array<u8, wire::kTcpMinHeaderSize> buffer{};
   const auto size = wire::build_tcp(buffer, key.remote_ip, key.guest_ip, f, {});
   assert(size.has_value());
-  GatewayDatagram datagram;
-  datagram.source = key.remote_ip;
-  datagram.destination = key.guest_ip;
-  datagram.protocol = kTcpProtocol;
-  if (m_link.send_to_guest(datagram, std::span<const u8>(buffer).first(*size)))
-    ++m_counters.segments_out;
-  else
-    ++m_counters.segments_lost;
+  to_guest(key, std::span<const u8>(buffer).first(*size));
 }
 
 void TcpNat::reset_and_forget(Iterator it) {
