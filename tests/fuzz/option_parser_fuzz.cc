@@ -1,5 +1,7 @@
 // Random argument vectors into the QEMU-style option parser: it must either
-// return options or throw OptionError, never crash or throw anything else.
+// return options, throw OptionError, or throw HelpRequested (a `help` value
+// such as `-machine help`, which reel answers by printing the list); never
+// crash or throw anything else.
 
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     (void)reel::parse_machine_options(args);
   } catch (const reel::OptionError&) {
+  } catch (const reel::HelpRequested&) {
   }
   for (const auto& a : args) {
     (void)reel::parse_suboptions(a);

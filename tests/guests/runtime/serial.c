@@ -1,4 +1,4 @@
-/* COM1: 115200 8N1 with FIFOs; output polls LSR.THRE, input is polled
+/* COM1: 115200 8N1, FIFOs off; output polls LSR.THRE, input is polled
  * until serial_enable_rx_irq() switches it to IRQ4 and a ring buffer. */
 #include "rt.h"
 
@@ -35,10 +35,12 @@ void serial_init(void) {
   outb(COM1 + 0, 0x01);   /* divisor 1: 115200 baud */
   outb(COM1 + 1, 0x00);
   outb(COM1 + LCR, 0x03); /* 8 data bits, no parity, 1 stop bit */
-  /* Turning the FIFOs on resets them (QEMU does so even without the reset
-   * bits), so keep a byte that may already wait in RBR. */
-  drain_rbr();
-  outb(COM1 + FCR, 0x01); /* FIFO enable, 1-byte receive trigger */
+  /* The FIFOs stay off. Turning them on resets them (QEMU does so even
+   * without the reset bits), and under QEMU input from stdin can arrive at
+   * any moment, so a byte landing between a drain and the enable would be
+   * lost. Without FIFOs the UART holds one byte and the host side (QEMU's
+   * chardev, reel's pacing) waits until the guest has read it. */
+  outb(COM1 + FCR, 0x00);
   outb(COM1 + MCR, 0x0b); /* DTR, RTS, OUT2 (gates the IRQ line) */
 }
 
