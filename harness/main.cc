@@ -16,7 +16,9 @@ void print_usage() {
   std::fputs(
       "usage: reel VERB [options]\n"
       "  reel run    MACHINE-OPTIONS              run a guest live\n"
-      "  reel record -o FILE MACHINE-OPTIONS      run and record a journal\n"
+      "  reel record [--embed] -o FILE MACHINE-OPTIONS\n"
+      "                                           run and record a journal (--embed: with\n"
+      "                                           every file read, so it replays anywhere)\n"
       "  reel replay FILE                         replay a journal, verifying it\n"
       "  reel info   FILE                         what a journal holds and needs\n"
       "  reel MACHINE-OPTIONS                     same as 'reel run' (QEMU habit)\n\n",

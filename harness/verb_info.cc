@@ -31,10 +31,57 @@ int verb_info(const std::vector<std::string>& args) {
     std::printf("\nworking dir:    %s\n", h.cwd.c_str());
     std::printf("seed:           0x%016" PRIx64 "\n", h.seed);
     std::printf("checkpoints:    every %" PRIu64 " instructions\n", h.checkpoint_interval);
+    // What the trace carries and what a replay still needs: files read
+    // while the machine was built (the header's table) and files read while
+    // it ran (file_read events, e.g. served by TFTP), each once by path.
+    struct FileLine {
+      u64 size = 0, hash = 0, stored = 0;
+      bool embedded = false, ok = true;
+      u64 reads = 0;
+    };
+    std::map<std::string, FileLine> run_files;
+    for (const auto& e : j.events()) {
+      if (e.kind != EventKind::file_read) continue;
+      const FileReadRecord r = decode_file_read(e, path);
+      FileLine& f = run_files[r.path];
+      f.size = r.size;
+      f.hash = r.hash;
+      f.embedded = r.embedded;
+      f.stored = r.stored_size;
+      f.ok = r.ok;
+      ++f.reads;
+    }
+    const auto print_file = [](const std::string& name, u64 size, u64 hash, bool embedded, u64 stored) {
+      std::printf("  %s  %" PRIu64 " bytes  xxh3 %016" PRIx64, name.c_str(), size, hash);
+      if (embedded) {
+        std::printf("  (embedded, %" PRIu64 " bytes stored)\n", stored);
+      } else {
+        std::printf("  (needed at replay)\n");
+      }
+    };
+    u64 needed = 0;
     std::printf("input files:    %zu\n", h.inputs.size());
     for (const auto& in : h.inputs) {
-      std::printf("  %s  %" PRIu64 " bytes  xxh3 %016" PRIx64 "%s\n", in.path.c_str(), in.size, in.hash,
-                  in.embedded ? "  (embedded)" : "  (needed at replay)");
+      print_file(in.path, in.size, in.hash, in.embedded, in.stored_size);
+      if (!in.embedded) ++needed;
+    }
+    if (!run_files.empty()) {
+      std::printf("files read while running: %zu\n", run_files.size());
+      for (const auto& [name, f] : run_files) {
+        if (!f.ok) {
+          std::printf("  %s  (the read failed; nothing needed)\n", name.c_str());
+          continue;
+        }
+        print_file(name, f.size, f.hash, f.embedded, f.stored);
+        if (!f.embedded) ++needed;
+      }
+    }
+    if (needed == 0) {
+      std::printf("portable:       yes (every file the replay reads is in the journal)\n");
+    } else {
+      std::printf("portable:       no (%" PRIu64
+                  " file(s) must exist with the same contents; record with --embed)\n",
+                  needed);
     }
     std::map<std::string, u64> counts;
     u64 input_bytes = 0;

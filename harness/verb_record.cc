@@ -14,9 +14,15 @@ namespace reel {
 
 int verb_record(const std::vector<std::string>& args_in) {
   std::string out_path;
+  bool embed = false;
   std::vector<std::string> args;
   for (size_t i = 0; i < args_in.size(); ++i) {
-    if (args_in[i] == "-o" || args_in[i] == "--output") {
+    if (args_in[i] == "--embed" || args_in[i] == "-embed") {
+      // A portable trace: the kernel, BIOS and every other file the
+      // machine reads go into the journal (compressed), so the replay
+      // needs none of them.
+      embed = true;
+    } else if (args_in[i] == "-o" || args_in[i] == "--output") {
       if (i + 1 >= args_in.size()) {
         std::fputs("reel: -o: missing argument (the journal file to write)\n", stderr);
         return kExitBadInput;
@@ -40,6 +46,7 @@ int verb_record(const std::vector<std::string>& args_in) {
     header.seed = seed;
     header.checkpoint_interval = opts.checkpoint_interval;
     RecordingHostIO host(out_path, header, RecordingHostIO::Options{.pacing = opts.icount_sleep});
+    host.set_embed_files(embed);
     PcBoard board(opts, host, seed);
     const RunEnd end = board.run(install_stop_signals());
     std::fprintf(stderr, "reel: recorded %s\nreel: end %s\n", out_path.c_str(), describe_end(end).c_str());

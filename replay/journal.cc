@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -54,6 +55,65 @@ ByteReader payload_reader(const JournalEvent& e, EventKind kind, const std::stri
   return ByteReader(e.payload, e.offset, name);
 }
 
+// Embedded file contents: a flag byte, then the bytes. Flag 1 stores them
+// as they are, flag 2 as a zlib stream (format 5 on), chosen when it is
+// smaller; the reader inflates into exactly the recorded size and checks the
+// hash, so a corrupted stream or a size that lies is refused, never trusted.
+constexpr u8 kNotEmbedded = 0, kEmbeddedRaw = 1, kEmbeddedZlib = 2;
+
+void put_embedded(ByteWriter& w, bool embedded, const std::vector<u8>& bytes) {
+  if (!embedded) {
+    w.u8v(kNotEmbedded);
+    return;
+  }
+  // Level 1 for big files keeps recording fast; they are mostly data that
+  // compresses little anyway. Kernels and ROMs get the default level.
+  const int level = bytes.size() > (size_t{4} << 20) ? 1 : Z_DEFAULT_COMPRESSION;
+  uLongf packed_size = compressBound(static_cast<uLong>(bytes.size()));
+  std::vector<u8> packed(packed_size);
+  if (!bytes.empty() &&
+      compress2(packed.data(), &packed_size, bytes.data(), static_cast<uLong>(bytes.size()), level) == Z_OK &&
+      packed_size < bytes.size()) {
+    packed.resize(packed_size);
+    w.u8v(kEmbeddedZlib);
+    w.bytes(packed);
+  } else {
+    w.u8v(kEmbeddedRaw);
+    w.bytes(bytes);
+  }
+}
+
+// Reads what put_embedded wrote. `what` names the file for messages.
+// Returns whether contents were embedded; stored_size is their size in the
+// journal.
+bool get_embedded(ByteReader& r, u64 size, u64 hash, const std::string& what, std::vector<u8>& out,
+                  u64& stored_size) {
+  const u8 flag = r.u8v();
+  if (flag > kEmbeddedZlib) r.fail("bad embedded flag for " + what);
+  if (flag == kNotEmbedded) return false;
+  std::vector<u8> stored = r.bytes();
+  stored_size = stored.size();
+  if (flag == kEmbeddedRaw) {
+    out = std::move(stored);
+  } else {
+    // Deflate cannot expand by more than about 1032:1, so a recorded size
+    // beyond that is a lie; checking it first bounds the allocation.
+    if (size > kMaxChunkPayload || size > (stored.size() + 64) * 1040) {
+      r.fail("embedded contents of " + what + " claim an impossible size");
+    }
+    out.resize(size);
+    uLongf out_size = static_cast<uLongf>(size);
+    if (uncompress(out.data(), &out_size, stored.data(), static_cast<uLong>(stored.size())) != Z_OK ||
+        out_size != size) {
+      r.fail("embedded contents of " + what + " are corrupted (the compressed stream does not inflate)");
+    }
+  }
+  if (out.size() != size || XXH3_64bits(out.data(), out.size()) != hash) {
+    r.fail("embedded contents of " + what + " do not match their hash");
+  }
+  return true;
+}
+
 std::vector<u8> encode_header(const JournalHeader& h) {
   ByteWriter w;
   w.str(h.reel_version);
@@ -68,8 +128,7 @@ std::vector<u8> encode_header(const JournalHeader& h) {
     w.str(in.path);
     w.u64v(in.size);
     w.u64v(in.hash);
-    w.u8v(in.embedded ? 1 : 0);
-    if (in.embedded) w.bytes(in.bytes);
+    put_embedded(w, in.embedded, in.bytes);
   }
   w.u32v(static_cast<u32>(h.metadata.size()));
   for (const auto& [k, v] : h.metadata) {
@@ -94,15 +153,7 @@ JournalHeader decode_header(ByteReader& r) {
     f.path = r.str();
     f.size = r.u64v();
     f.hash = r.u64v();
-    const u8 embedded = r.u8v();
-    if (embedded > 1) r.fail("bad embedded flag in input file " + f.path);
-    f.embedded = embedded == 1;
-    if (f.embedded) {
-      f.bytes = r.bytes();
-      if (f.bytes.size() != f.size || XXH3_64bits(f.bytes.data(), f.bytes.size()) != f.hash) {
-        r.fail("embedded input file " + f.path + " does not match its hash");
-      }
-    }
+    f.embedded = get_embedded(r, f.size, f.hash, "input file " + f.path, f.bytes, f.stored_size);
     h.inputs.push_back(std::move(f));
   }
   const u32 nmeta = r.u32v();
@@ -324,8 +375,7 @@ std::vector<u8> encode_file_read(const FileReadRecord& r) {
   w.u64v(r.size);
   w.u64v(r.hash);
   w.str(r.error);
-  w.u8v(r.embedded ? 1 : 0);
-  if (r.embedded) w.bytes(r.bytes);
+  put_embedded(w, r.embedded, r.bytes);
   return std::move(w.data());
 }
 std::vector<u8> encode_console_open(const ConsoleOpenRecord& r) {
@@ -427,16 +477,9 @@ FileReadRecord decode_file_read(const JournalEvent& e, const std::string& name) 
   f.size = r.u64v();
   f.hash = r.u64v();
   f.error = r.str();
-  const u8 embedded = r.u8v();
-  if (ok > 1 || embedded > 1) r.fail("bad flag in file_read event");
+  if (ok > 1) r.fail("bad flag in file_read event");
   f.ok = ok == 1;
-  f.embedded = embedded == 1;
-  if (f.embedded) {
-    f.bytes = r.bytes();
-    if (f.bytes.size() != f.size || XXH3_64bits(f.bytes.data(), f.bytes.size()) != f.hash) {
-      r.fail("embedded contents of " + f.path + " do not match their hash");
-    }
-  }
+  f.embedded = get_embedded(r, f.size, f.hash, f.path, f.bytes, f.stored_size);
   r.expect_done("file_read event");
   return f;
 }

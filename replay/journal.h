@@ -38,8 +38,9 @@ class JournalError : public std::runtime_error {
 // versions with a message naming both.
 // 3 added host sockets (1 and 2 were never released); 4 added the ICMP echo
 // socket kind and jailed file reads (file_read events with the bytes
-// embedded). A version 3 journal is a valid version 4 journal, so both read.
-inline constexpr u32 kJournalFormatVersion = 4;
+// embedded). 5 may store embedded contents zlib-compressed (flag 2). Each
+// version only added to the one before, so versions 3 to 5 all read.
+inline constexpr u32 kJournalFormatVersion = 5;
 inline constexpr u32 kJournalOldestReadableVersion = 3;
 
 enum class EventKind : u8 {
@@ -76,6 +77,7 @@ struct InputFile {
   u64 hash = 0;  // XXH3-64 of the contents
   bool embedded = false;
   std::vector<u8> bytes;  // when embedded
+  u64 stored_size = 0;    // bytes the contents take in the journal (compressed)
 };
 
 struct JournalHeader {
@@ -150,6 +152,7 @@ struct FileReadRecord {
   std::string error;
   bool embedded = false;
   std::vector<u8> bytes;  // when embedded
+  u64 stored_size = 0;    // bytes the contents take in the journal (compressed)
 };
 struct ConsoleOpenRecord {
   ChannelId channel = 0;

@@ -8,6 +8,7 @@ packages=(
   gcc-multilib                       # 32-bit guest programs built by the host gcc
   libcapstone-dev libxxhash-dev libcereal-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  zlib1g-dev                         # compressed files embedded in journals (record --embed)
   qemu-system-x86                    # oracle: the same guest ELF under QEMU
   gdb bc
   tshark                             # checks the pcap files of -net dump

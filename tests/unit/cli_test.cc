@@ -19,7 +19,8 @@ namespace {
 const std::vector<std::string> kDebugExit = {"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"};
 
 TEST(Cli, NoVerbMeansRunLikeQemu) {
-  const ProcessResult r = run_reel({"-kernel", guest_path("hello"), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"});
+  const ProcessResult r =
+      run_reel({"-kernel", guest_path("hello"), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"});
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.out.find("Hello from reel guest"), std::string::npos);
 }
@@ -48,18 +49,48 @@ TEST(Cli, InfoDescribesAJournal) {
   ASSERT_EQ(run_reel(args).status, 1);
   const ProcessResult info = run_reel({"info", journal});
   EXPECT_EQ(info.status, 0) << info.err;
-  EXPECT_NE(info.out.find("format version " + std::to_string(kJournalFormatVersion)), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("format version " + std::to_string(kJournalFormatVersion)), std::string::npos)
+      << info.out;
   EXPECT_NE(info.out.find("timer.elf"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("(needed at replay)"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("host_time"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("end:            kind=guest_exit status=1"), std::string::npos) << info.out;
 }
 
+// record --embed makes a portable trace: the kernel goes into the journal
+// (compressed), info says nothing is needed, and the replay works after
+// the kernel is gone. Without --embed the same replay names the file.
+TEST(Cli, EmbeddedTraceReplaysWithoutItsKernel) {
+  const std::string dir = scratch_dir() + "/embed";
+  ASSERT_EQ(system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str()), 0);
+  const std::string kernel = dir + "/timer.elf";
+  ASSERT_EQ(system(("cp '" + guest_path("timer") + "' '" + kernel + "'").c_str()), 0);
+  const std::string portable = dir + "/portable.reel", plain = dir + "/plain.reel";
+  for (const auto& [journal, embed] : {std::pair{portable, true}, std::pair{plain, false}}) {
+    std::vector<std::string> args = {"record", "-o", journal, "-kernel", kernel};
+    if (embed) args.insert(args.begin() + 1, "--embed");
+    args.insert(args.end(), kDebugExit.begin(), kDebugExit.end());
+    ASSERT_EQ(run_reel(args).status, 1);
+  }
+  const ProcessResult info = run_reel({"info", portable});
+  EXPECT_NE(info.out.find("(embedded, "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("portable:       yes"), std::string::npos) << info.out;
+  EXPECT_NE(run_reel({"info", plain}).out.find("portable:       no"), std::string::npos);
+  ASSERT_EQ(unlink(kernel.c_str()), 0);
+  const ProcessResult replay = run_reel({"replay", portable});
+  EXPECT_EQ(replay.status, 1) << replay.err;
+  EXPECT_NE(replay.out.find("timer: 50 ticks"), std::string::npos) << replay.out;
+  const ProcessResult missing = run_reel({"replay", plain});
+  EXPECT_EQ(missing.status, 2) << missing.err;
+  EXPECT_NE(missing.err.find("timer.elf"), std::string::npos) << missing.err;
+}
+
 // Starts reel with a pipe as stdin that stays open, so the echo guest
 // waits for input; then Ctrl-C stops the recording.
 TEST(Cli, InterruptedRecordingStillReplays) {
   const std::string journal = scratch_dir() + "/interrupted.reel";
-  const std::string out_path = scratch_dir() + "/interrupted.out", err_path = scratch_dir() + "/interrupted.err";
+  const std::string out_path = scratch_dir() + "/interrupted.out",
+                    err_path = scratch_dir() + "/interrupted.err";
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   posix_spawn_file_actions_t actions;
