@@ -299,6 +299,7 @@ void TcpNat::host_data(Iterator it, std::span<const u8> bytes) {
 
 void TcpNat::flush_to_host(Iterator it) {
   Connection& c = it->second;
+  c.flush_deadline = 0;
   if (c.has_socket && !c.host_shutdown && !c.to_host.empty()) {
     const std::size_t taken = m_link.machine().host().socket_send(c.socket, c.to_host.view());
     const std::size_t kept = std::min(taken, c.to_host.size());
@@ -555,7 +556,8 @@ void TcpNat::on_timer(u64 now_ns) {
   auto due = [now_ns](u64 deadline) { return deadline != 0 && deadline <= now_ns; };
   std::vector<Key> keys;
   for (const auto& [key, c] : m_connections)
-    if (due(c.rtx_deadline) || due(c.persist_deadline) || due(c.time_wait_deadline)) keys.push_back(key);
+    if (due(c.rtx_deadline) || due(c.persist_deadline) || due(c.time_wait_deadline) || due(c.flush_deadline))
+      keys.push_back(key);
   for (const Key& key : keys) {
     auto it = m_connections.find(key);
     if (it == m_connections.end()) continue;
@@ -563,6 +565,12 @@ void TcpNat::on_timer(u64 now_ns) {
       ++m_counters.time_wait_expired;
       forget(it);
       continue;
+    }
+    if (due(it->second.flush_deadline)) {
+      flush_to_host(it);
+      maybe_window_update(it);
+      it = m_connections.find(key);
+      if (it == m_connections.end()) continue;
     }
     if (due(it->second.rtx_deadline)) {
       on_retransmit_timer(it, now_ns);
@@ -575,7 +583,7 @@ void TcpNat::on_timer(u64 now_ns) {
   // remember only one.
   u64 next = 0;
   for (const auto& [key, c] : m_connections)
-    for (u64 d : {c.rtx_deadline, c.persist_deadline, c.time_wait_deadline})
+    for (u64 d : {c.rtx_deadline, c.persist_deadline, c.time_wait_deadline, c.flush_deadline})
       if (d != 0 && (next == 0 || d < next)) next = d;
   if (next != 0 && (m_armed_ns == 0 || next < m_armed_ns)) {
     m_armed_ns = next;
@@ -1111,7 +1119,11 @@ bool TcpNat::process_data(Iterator it, const wire::TcpSegment& tcp) {
   c.to_host.append(data);
   c.rcv_nxt += static_cast<u32>(data.size());
   const bool queued_fin = merge_out_of_order(c);
-  flush_to_host(it);
+  if (fin || queued_fin || c.to_host.size() >= kFlushNowBytes) {
+    flush_to_host(it);
+  } else if (c.flush_deadline == 0) {
+    arm(c.flush_deadline, m_link.now_ns() + kFlushDelayNs);
+  }
   if (fin || queued_fin) guest_fin_in_sequence(it);
   return true;
 }

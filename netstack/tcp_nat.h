@@ -38,6 +38,13 @@ class TcpNat {
   // window we advertise, kept below 64 KiB so that our window scale is 0
   // and rounding can never shrink an advertised window.
   static constexpr std::size_t kToHostLimit = 65535;
+  // Guest data is handed to the host socket in batches, like libslirp
+  // writing once per poll round: a send() per segment costs a system call
+  // each. Bytes wait at most kFlushDelayNs of virtual time, and never once
+  // half the buffer is full (so the window we advertise stays open), nor
+  // behind the guest's FIN.
+  static constexpr u64 kFlushDelayNs = 20'000;
+  static constexpr std::size_t kFlushNowBytes = kToHostLimit / 2;
   // Bytes from the host not yet acknowledged by the guest: reading the
   // host socket pauses at kToGuestLimit and resumes below half of it. A
   // read already under way may overshoot; beyond kToGuestHardLimit the
@@ -287,6 +294,7 @@ class TcpNat {
     u64 rtx_deadline = 0;
     u64 persist_deadline = 0;
     u64 time_wait_deadline = 0;
+    u64 flush_deadline = 0;  // to_host waits for a batch until then
     u64 rto_ns = kInitialRtoNs;
     u64 srtt_ns = 0;
     u64 rttvar_ns = 0;
@@ -312,7 +320,7 @@ class TcpNat {
          REEL_FIELD(persist_deadline), REEL_FIELD(time_wait_deadline), REEL_FIELD(rto_ns),
          REEL_FIELD(srtt_ns), REEL_FIELD(rttvar_ns), REEL_FIELD(retries), REEL_FIELD(persist_shift),
          REEL_FIELD(rtt_timing), REEL_FIELD(rtt_sequence), REEL_FIELD(rtt_start_ns), REEL_FIELD(dup_acks),
-         REEL_FIELD(cwnd), REEL_FIELD(ssthresh));
+         REEL_FIELD(cwnd), REEL_FIELD(ssthresh), REEL_FIELD(flush_deadline));
     }
   };
   using Connections = std::map<Key, Connection>;

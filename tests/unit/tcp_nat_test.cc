@@ -198,6 +198,8 @@ class TcpNatTest : public ::testing::Test {
     link->now += ns;
     nat->on_timer(link->now);
   }
+  // Lets the batched guest bytes go to the host socket.
+  void flush() { advance(TcpNat::kFlushDelayNs); }
 
   // The bytes the host socket took, in order.
   std::vector<u8> host_bytes(SocketId socket) const {
@@ -389,13 +391,19 @@ TEST_F(TcpNatTest, GuestDataReachesTheHostByteExact) {
   const Open o = open(f);
   const auto hello = bytes_of("GET / HTTP/1.0\r\n\r\n");
   guest(f, o.guest_next, o.nat_next, kTcpAck | kTcpPsh, hello);
-  EXPECT_EQ(host_bytes(o.socket), hello);
+  EXPECT_TRUE(host_bytes(o.socket).empty()) << "bytes wait for the batch";
   const Out a = take_one();
   EXPECT_EQ(a.flags, kTcpAck);
   EXPECT_EQ(a.seq, o.nat_next);
   EXPECT_EQ(a.ack, o.guest_next + hello.size());
-  EXPECT_EQ(a.window, 65535);
+  EXPECT_EQ(a.window, 65535 - hello.size()) << "the batched bytes use the window";
+  advance(TcpNat::kFlushDelayNs - 1);
+  EXPECT_TRUE(host_bytes(o.socket).empty());
+  advance(1);
+  EXPECT_EQ(host_bytes(o.socket), hello);
+  EXPECT_EQ(host.sent.size(), 1u);
   EXPECT_EQ(nat->counters().bytes_to_host, hello.size());
+  EXPECT_TRUE(take().empty()) << "18 bytes reopening the window is no reason for an update";
   // The same bytes again are a duplicate: ACKed, not delivered twice.
   guest(f, o.guest_next, o.nat_next, kTcpAck | kTcpPsh, hello);
   EXPECT_EQ(host_bytes(o.socket), hello);
@@ -408,10 +416,46 @@ TEST_F(TcpNatTest, GuestDataReachesTheHostByteExact) {
     v.insert(v.end(), more.begin(), more.end());
     return v;
   }());
+  flush();
   auto expected = hello;
   expected.insert(expected.end(), more.begin(), more.end());
   EXPECT_EQ(host_bytes(o.socket), expected);
   EXPECT_EQ(take_one().ack, o.guest_next + expected.size());
+}
+
+// Segments arriving together reach the host socket in one send, as
+// libslirp writes once per poll round; half a buffer, or the guest's FIN,
+// goes at once.
+TEST_F(TcpNatTest, GuestBytesAreBatchedIntoFewHostSends) {
+  const Flow f;
+  const Open o = open(f);
+  u32 seq = o.guest_next;
+  std::vector<u8> all;
+  for (int i = 0; i < 10; ++i) {
+    const auto chunk = pattern(1000, static_cast<u8>(i));
+    guest(f, seq, o.nat_next, kTcpAck, chunk);
+    seq += 1000;
+    all.insert(all.end(), chunk.begin(), chunk.end());
+  }
+  EXPECT_TRUE(host.sent.empty());
+  flush();
+  ASSERT_EQ(host.sent.size(), 1u);
+  EXPECT_EQ(host_bytes(o.socket), all);
+  // Half the buffer at once: no waiting, the window must stay open.
+  host.sent.clear();
+  const auto big = pattern(TcpNat::kFlushNowBytes);
+  for (std::size_t at = 0; at < big.size(); at += 1460) {
+    const std::size_t n = std::min<std::size_t>(1460, big.size() - at);
+    guest(f, seq, o.nat_next, kTcpAck, std::span(big).subspan(at, n));
+    seq += static_cast<u32>(n);
+  }
+  EXPECT_EQ(host.sent.size(), 1u) << "sent when the batch reached half the buffer";
+  take();
+  // A FIN does not wait behind the batch: the shutdown follows the bytes.
+  guest(f, seq, o.nat_next, kTcpAck | kTcpFin, bytes_of("bye"));
+  EXPECT_EQ(host.sent.size(), 2u);
+  EXPECT_EQ(host.sent.back().bytes, bytes_of("bye"));
+  EXPECT_EQ(host.shut, std::vector<SocketId>{o.socket});
 }
 
 TEST_F(TcpNatTest, HostDataReachesTheGuestInMssSegments) {
@@ -449,10 +493,11 @@ TEST_F(TcpNatTest, TimestampsAreEchoedAndComeOutOfTheMss) {
     t.timestamps = TcpTimestamps{7777, 0};
     return t;
   }());
+  flush();
   const Out a = take_one();
   ASSERT_TRUE(a.options.timestamps);
   EXPECT_EQ(a.options.timestamps->echo_reply, 7777u);
-  EXPECT_EQ(a.options.timestamps->value, static_cast<u32>(link->now / kMs));
+  EXPECT_EQ(a.options.timestamps->value, static_cast<u32>((link->now - TcpNat::kFlushDelayNs) / kMs));
   // An older TSval is an old duplicate (PAWS): dropped, answered with an
   // ACK, and the timestamp to echo stays.
   TcpOptions old_ts;
@@ -477,8 +522,9 @@ TEST_F(TcpNatTest, PartialHostSendShrinksTheWindowAndWritableResumes) {
   guest(f, o.guest_next, o.nat_next, kTcpAck, data);
   Out a = take_one();
   EXPECT_EQ(a.ack, o.guest_next + 100);
-  EXPECT_EQ(a.window, 65535 - 90) << "the 90 bytes the host did not take use the window";
-  EXPECT_EQ(info(f)->to_host_bytes, 90u);
+  EXPECT_EQ(a.window, 65535 - 100) << "bytes not yet taken by the host use the window";
+  flush();
+  EXPECT_EQ(info(f)->to_host_bytes, 90u) << "the host took 10";
   host.send_limit = SIZE_MAX;
   event(SocketEvent::Kind::writable, o.socket);
   ASSERT_EQ(host.sent.size(), 2u);
@@ -678,6 +724,7 @@ TEST_F(TcpNatTest, OutOfOrderSegmentsAreReassembled) {
   for (const auto& x : acks) EXPECT_EQ(x.ack, o.guest_next) << "a gap: duplicate ACKs";
   EXPECT_EQ(info(f)->out_of_order_segments, 2u);
   guest(f, o.guest_next, o.nat_next, kTcpAck, a);
+  flush();
   EXPECT_EQ(host_bytes(o.socket), bytes_of("AAAAABBBBBCCCCC"));
   EXPECT_EQ(take_one().ack, o.guest_next + 15);
   EXPECT_EQ(info(f)->out_of_order_segments, 0u);
@@ -737,6 +784,7 @@ TEST_F(TcpNatTest, UrgentPointerPastTheDataIsHarmless) {
   const Flow f;
   const Open o = open(f);
   guest(f, o.guest_next, o.nat_next, kTcpAck | kTcpUrg, bytes_of("urgnt"), 0xffff, {}, 0xffff);
+  flush();
   EXPECT_EQ(host_bytes(o.socket), bytes_of("urgnt")) << "urgent data is ordinary data";
   EXPECT_EQ(take_one().ack, o.guest_next + 5);
   guest(f, o.guest_next + 5, o.nat_next, kTcpAck | kTcpUrg, {}, 0xffff, {}, 0x8000);  // no data at all
@@ -881,6 +929,7 @@ TEST_F(TcpNatTest, ForwardedConnectionHandshakesWithTheGuest) {
   EXPECT_FALSE(d.options.timestamps) << "the guest did not take timestamps";
   EXPECT_EQ(info(f)->state, TcpNat::State::established);
   guest(f, 9001, syn.seq + 1 + 16, kTcpAck | kTcpPsh, bytes_of("SSH-2.0-server\r\n"), 5000);
+  flush();
   EXPECT_EQ(host_bytes(7), bytes_of("SSH-2.0-server\r\n"));
   EXPECT_EQ(nat->counters().forwards_opened, 1u);
   EXPECT_NE(nat->describe_connections().at(0).find("fwd"), std::string::npos);
@@ -1186,6 +1235,9 @@ TEST(TcpNatLoopback, BulkBothWaysAndOrderlyClose) {
   for (int idle = 0; idle < 5000;) {
     const bool a = pump_host();
     const bool b = guest_step();
+    // Virtual time moves a little each round, so batched bytes go out.
+    link.now += TcpNat::kFlushDelayNs;
+    nat.on_timer(link.now);
     if (server && !server_closed && server_sent == reply.size() && server_got.size() == request.size()) {
       host.sockets.shutdown(*server);
       server_closed = true;
@@ -1230,6 +1282,7 @@ TEST_F(TcpNatTest, StateRoundTripsIntoAFreshNat) {
   const Open o = open(f, syn_options(1460, 7, true), 40 * kMs);
   host.send_limit = 3;
   guest(f, o.guest_next, o.nat_next, kTcpAck, bytes_of("abcdefgh"));
+  flush();
   guest(f, o.guest_next + 20, o.nat_next, kTcpAck, bytes_of("ooo"));
   event(SocketEvent::Kind::data, o.socket, pattern(5000));
   Flow g;
@@ -1291,6 +1344,7 @@ TEST_F(TcpNatTest, IdleConnectionsHoldNoBuffers) {
     const Open o = open(f);
     event(SocketEvent::Kind::data, o.socket, pattern(3000));
     guest(f, o.guest_next, o.nat_next + 3000, kTcpAck, pattern(2000));
+    flush();
     take();
   }
   EXPECT_EQ(nat->connection_count(), 1000u);

@@ -113,7 +113,10 @@ class UserNetCve : public ::testing::Test {
     send(tcp(1001, iss + 1, kTcpAck));
     return iss;
   }
-  std::vector<u8> host_bytes() const {
+  // What reached the host, once the NAT's batch of guest bytes has gone.
+  std::vector<u8> host_bytes() {
+    machine.clock().advance_idle_to(machine.clock().now_ns() + TcpNat::kFlushDelayNs);
+    machine.scheduler().run_due(machine.clock().now_ns());
     std::vector<u8> out;
     for (const auto& s : host.sent) out.insert(out.end(), s.bytes.begin(), s.bytes.end());
     return out;
