@@ -68,7 +68,7 @@ void Machine::reset_devices() {
   for (auto& d : m_devices) d->reset();
 }
 
-RunEnd Machine::run() {
+std::optional<RunEnd> Machine::run_until(u64 pause_icount) {
   RunEnd end;
   for (;;) {
     m_scheduler.run_due(m_clock.now_ns());
@@ -101,7 +101,8 @@ RunEnd Machine::run() {
       continue;
     }
 
-    u64 budget = kMaxSlice;
+    if (m_clock.icount() >= pause_icount) return std::nullopt;
+    u64 budget = std::min(kMaxSlice, pause_icount - m_clock.icount());
     if (const std::optional<u64> d = m_scheduler.next_deadline()) {
       budget = std::min(budget, m_clock.instructions_until(*d));
     }

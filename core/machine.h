@@ -91,7 +91,13 @@ class Machine : public InputSink {
 
   // Runs until the guest exits, shuts down, gets stuck, the host asks to
   // stop or the journal ends. Calls host().finish().
-  RunEnd run();
+  RunEnd run() { return *run_until(kNever); }
+  // The same, but pauses once `icount` instructions have retired, right
+  // before the CPU would run the next one (after that boundary's timers and
+  // host events): returns nullopt then, and a later call resumes the run as
+  // if it had never paused. Divergence search and perturbation use it to
+  // look at the state at an exact instruction count.
+  std::optional<RunEnd> run_until(u64 icount);
 
   // xxHash3 over the binary archive of all state plus the RAM page hashes.
   u64 state_hash();

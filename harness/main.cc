@@ -21,6 +21,8 @@ void print_usage() {
       "                                           every file read, so it replays anywhere)\n"
       "  reel replay FILE                         replay a journal, verifying it\n"
       "  reel info   FILE                         what a journal holds and needs\n"
+      "  reel diff   [--json] A B                 where two runs of one setup part ways\n"
+      "  reel check  [--junit FILE] PATH...       replay traces against their manifests\n"
       "  reel MACHINE-OPTIONS                     same as 'reel run' (QEMU habit)\n\n",
       stdout);
   std::fputs(reel::machine_options_help().c_str(), stdout);
@@ -59,7 +61,10 @@ int main(int argc, char** argv) {
     if (verb == "record") return reel::verb_record(rest);
     if (verb == "replay") return reel::verb_replay(rest);
     if (verb == "info") return reel::verb_info(rest);
-    std::fprintf(stderr, "reel: unknown verb '%s' (expected run, record, replay or info)\n", verb.c_str());
+    if (verb == "diff") return reel::verb_diff(rest);
+    if (verb == "check") return reel::verb_check(rest);
+    std::fprintf(stderr, "reel: unknown verb '%s' (expected run, record, replay, info, diff or check)\n",
+                 verb.c_str());
     return reel::kExitBadInput;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "reel: internal error: %s\n", e.what());

@@ -1,7 +1,9 @@
 #include <cstdio>
 
 #include "core/exit_status.h"
+#include "harness/divergence.h"
 #include "harness/pc_board.h"
+#include "harness/progress_line.h"
 #include "harness/session.h"
 #include "harness/verbs.h"
 #include "replay/journal.h"
@@ -9,12 +11,37 @@
 
 namespace reel {
 
+namespace {
+
+RunEnd run_replay(PcBoard& board, const std::optional<Perturbation>& perturbation) {
+  if (!perturbation) return board.run(install_stop_signals());
+  Machine& m = board.machine();
+  m.set_stop_flag(install_stop_signals());
+  if (const std::optional<RunEnd> end = m.run_until(perturbation->icount)) return *end;
+  apply_perturbation(m, *perturbation);
+  return m.run();
+}
+
+}  // namespace
+
+// Hidden test hook (see harness/divergence.h):
+//   --perturb=ICOUNT:ram:ADDR:BIT | ICOUNT:reg:NAME:BIT | ICOUNT:port:PORT:VALUE
+// changes one bit of machine state at that instruction count, so tests can
+// check that the divergence report names that count and field.
 int verb_replay(const std::vector<std::string>& args) {
   std::string path;
   JournalReader::Options read_options;
+  std::optional<Perturbation> perturbation;
   for (const auto& a : args) {
     if (a == "--allow-truncated" || a == "-allow-truncated") {
       read_options.allow_truncated = true;
+    } else if (a.starts_with("--perturb=")) {
+      try {
+        perturbation = parse_perturbation(a.substr(10));
+      } catch (const BadInput& e) {
+        std::fprintf(stderr, "reel: replay: %s\n", e.what());
+        return kExitBadInput;
+      }
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "reel: replay: unknown option '%s' (the journal holds the machine options)\n",
                    a.c_str());
@@ -37,7 +64,37 @@ int verb_replay(const std::vector<std::string>& args) {
         opts.checkpoint_interval = journal.header().checkpoint_interval;
         ReplayingHostIO host(journal, path);
         PcBoard board(opts, host, journal.header().seed);
-        const RunEnd end = board.run(install_stop_signals());
+        // On a terminal, a long replay says how far it is.
+        ProgressLine progress("replay");
+        if (progress.enabled()) {
+          board.machine().set_boundary_hook([&] {
+            progress.update(
+                ProgressLine::replay_sample(journal, host.events_consumed(), &board.machine().clock()));
+          });
+        }
+        RunEnd end;
+        try {
+          end = run_replay(board, perturbation);
+          progress.clear();
+        } catch (const ReplayDivergence& e) {
+          progress.clear();
+          // Say where, then find out why: fresh machines re-run the journal.
+          std::fprintf(stderr, "reel: %s\n", e.what());
+          ReplayDivergenceContext cx;
+          cx.journal = &journal;
+          cx.name = path;
+          cx.message = e.what();
+          cx.last_good_checkpoint = host.last_good_checkpoint();
+          cx.divergence_icount = host.divergence_icount().value_or(board.machine().clock().icount());
+          cx.perturbation = perturbation;
+          cx.diverged_machine = &board.machine();
+          try {
+            std::fputs(explain_replay_divergence(cx).c_str(), stderr);
+          } catch (const std::exception& search_error) {
+            std::fprintf(stderr, "reel: the divergence search failed: %s\n", search_error.what());
+          }
+          return kExitDivergence;
+        }
         std::fprintf(stderr, "reel: replay verified %llu events and %llu checkpoints\nreel: end %s\n",
                      static_cast<unsigned long long>(host.events_consumed()),
                      static_cast<unsigned long long>(host.checkpoints_verified()), describe_end(end).c_str());

@@ -11,5 +11,7 @@ int verb_run(const std::vector<std::string>& args);
 int verb_record(const std::vector<std::string>& args);
 int verb_replay(const std::vector<std::string>& args);
 int verb_info(const std::vector<std::string>& args);
+int verb_diff(const std::vector<std::string>& args);
+int verb_check(const std::vector<std::string>& args);
 
 }  // namespace reel

@@ -153,7 +153,11 @@ bool RecordingHostIO::boundary(InputSink& sink) {
   LiveHostIO::boundary(sink);
   write_digests();
   const u64 now = current_icount();
-  if (now >= m_next_checkpoint) {
+  // A checkpoint also right after every input from outside (console bytes,
+  // socket events) took effect: `reel diff` and divergence reports then
+  // bound a difference by the input that caused it. Replay reads these as
+  // ordinary checkpoints, so the format is unchanged.
+  if (now >= m_next_checkpoint || m_input_since_flush) {
     m_writer.append(EventKind::checkpoint, now, encode_checkpoint(state_hash()));
     ++m_checkpoints;
     m_next_checkpoint = (now / m_interval + 1) * m_interval;

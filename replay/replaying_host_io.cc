@@ -61,6 +61,7 @@ const JournalEvent* ReplayingHostIO::head() const {
 }
 
 void ReplayingHostIO::diverge(const std::string& what) const {
+  m_divergence_icount = icount();
   throw ReplayDivergence(m_name + ": replay diverged at icount " + std::to_string(icount()) + ": " + what);
 }
 
@@ -158,7 +159,9 @@ HostFile ReplayingHostIO::read_file_under(const std::string& root, const std::st
 ChannelId ReplayingHostIO::open_console(const ConsoleSpec& spec) {
   const ConsoleOpenRecord r =
       decode_console_open(expect(EventKind::console_open, "console_open of " + spec.name), m_name);
-  const ChannelId id = m_consoles.open(spec);
+  ConsoleSpec opened = spec;
+  if (m_silent_consoles) opened.kind = ConsoleSpec::Kind::none;
+  const ChannelId id = m_consoles.open(opened);
   if (r.channel != id || r.name != spec.name) {
     diverge("the journal opened console " + r.name + " as channel " + std::to_string(r.channel) +
             ", the machine opened " + spec.name + " as channel " + std::to_string(id));
@@ -281,6 +284,7 @@ bool ReplayingHostIO::boundary(InputSink& sink) {
                 hex(recorded));
       }
       ++m_checkpoints;
+      m_last_good_checkpoint = now;
       ++m_next;
     } else if (e->kind == EventKind::end) {
       // A recording stopped from outside (Ctrl-C) ends here. Any other end
@@ -301,7 +305,20 @@ bool ReplayingHostIO::boundary(InputSink& sink) {
 
 std::optional<u64> ReplayingHostIO::idle(std::optional<u64> deadline_ns) {
   const JournalEvent* e = head();
-  if (!e || e->kind != EventKind::idle_advance || e->icount != icount()) return deadline_ns;
+  if (!e || e->kind != EventKind::idle_advance || e->icount != icount()) {
+    // A replay gone astray (a guest left waiting on a device that never
+    // interrupts) can idle from timer to timer without retiring another
+    // instruction: virtual time past the recording's end says so, where
+    // the instruction count never would.
+    if (deadline_ns && m_journal.has_end()) {
+      if (!m_end_time_ns) m_end_time_ns = decode_end(*m_journal.end_event(), m_name).time_ns;
+      if (*deadline_ns > *m_end_time_ns) {
+        diverge("the replay idles to virtual time " + std::to_string(*deadline_ns) +
+                " ns, past the recording's end at " + std::to_string(*m_end_time_ns) + " ns");
+      }
+    }
+    return deadline_ns;
+  }
   const IdleAdvanceRecord r = decode_idle_advance(*e, m_name);
   const u64 deadline = deadline_ns.value_or(kNever);
   if (r.deadline_ns != deadline) {

@@ -50,7 +50,17 @@ class ReplayingHostIO : public HostIO {
   std::optional<u64> idle(std::optional<u64> deadline_ns) override;
   void finish(const RunEnd& end) override;
 
+  // Consoles write nowhere (their digests are still checked): for the
+  // extra machines a divergence search runs beside the user's replay.
+  // Call before the machine opens its consoles.
+  void set_silent_consoles(bool silent) { m_silent_consoles = silent; }
+
   u64 events_consumed() const { return m_next; }
+  // The instruction count of the last checkpoint that matched (nullopt
+  // before the first), and where replay diverged (nullopt until it does):
+  // the bounds of a divergence report's interval.
+  std::optional<u64> last_good_checkpoint() const { return m_last_good_checkpoint; }
+  std::optional<u64> divergence_icount() const { return m_divergence_icount; }
   u64 checkpoints_verified() const { return m_checkpoints; }
   u64 digests_verified() const { return m_digests; }
   // The recorded end, once finish() has checked it (absent for the journal
@@ -78,6 +88,10 @@ class ReplayingHostIO : public HostIO {
   u64 m_checkpoints = 0;
   u64 m_digests = 0;
   std::optional<EndRecord> m_recorded_end;
+  bool m_silent_consoles = false;
+  std::optional<u64> m_end_time_ns;  // the recorded end's virtual time, once needed
+  std::optional<u64> m_last_good_checkpoint;
+  mutable std::optional<u64> m_divergence_icount;  // set by diverge(), which throws
 };
 
 }  // namespace reel
