@@ -33,7 +33,7 @@ void GuestMemory::note_write(u32 addr, u32 len) {
   const u32 last = static_cast<u32>(std::min<u64>(u64{addr} + len - 1, m_size - 1) >> kPageShift);
   for (u32 p = first; p <= last; ++p) {
     u8& f = m_flags[p];
-    f &= static_cast<u8>(~kHashClean);
+    f &= static_cast<u8>(~(kHashClean | kSnapshotClean));
     if (f & kHasCode) {
       f &= static_cast<u8>(~kHasCode);
       if (m_code_listener) m_code_listener(p);
@@ -65,12 +65,22 @@ bool GuestMemory::fill(u32 addr, u8 value, u32 len) {
 
 void GuestMemory::mark_all_dirty() {
   for (u32 p = 0; p < m_flags.size(); ++p) {
-    m_flags[p] &= static_cast<u8>(~kHashClean);
+    m_flags[p] &= static_cast<u8>(~(kHashClean | kSnapshotClean));
     if (m_flags[p] & kHasCode) {
       m_flags[p] &= static_cast<u8>(~kHasCode);
       if (m_code_listener) m_code_listener(p);
     }
   }
+}
+
+void GuestMemory::mark_snapshot_clean() {
+  for (u8& f : m_flags) f |= kSnapshotClean;
+}
+
+void GuestMemory::restore_page(u32 page, const u8* bytes) {
+  const u32 addr = page << kPageShift;
+  note_write(addr, kPageSize);
+  std::memcpy(m_bytes.get() + addr, bytes, kPageSize);
 }
 
 u64 GuestMemory::hash() {

@@ -30,6 +30,9 @@ class GuestMemory {
     kHashClean = 1,  // page hash cache is valid
     kHasCode = 2,    // the CPU holds decoded instructions from this page
     kMmio = 4,       // not RAM: accesses go to the MMIO bus
+    // Unchanged since the last snapshot capture or restore
+    // (replay/snapshot.h), which copies only the other pages.
+    kSnapshotClean = 8,
   };
 
   explicit GuestMemory(u32 bytes);
@@ -66,6 +69,15 @@ class GuestMemory {
     if constexpr (Archive::is_loading::value) mark_all_dirty();
   }
   void mark_all_dirty();
+
+  // Snapshots (replay/snapshot.h) copy and restore only the pages written
+  // since the last capture or restore; one Snapshotter per memory owns
+  // these flags.
+  bool snapshot_dirty(u32 page) const { return !(m_flags[page] & kSnapshotClean); }
+  void mark_snapshot_clean();
+  // Overwrites one page with a snapshot's copy as a guest write would (page
+  // hash and decoded code dropped).
+  void restore_page(u32 page, const u8* bytes);
 
  private:
   u32 m_size;

@@ -71,6 +71,28 @@ void Machine::reset_devices() {
 std::optional<RunEnd> Machine::run_until(u64 pause_icount) {
   RunEnd end;
   for (;;) {
+    if (m_slice_end > m_clock.icount()) {
+      // The slice a pause or a debugger stop cut short runs on to its
+      // planned end before the loop top looks at anything: a timer armed
+      // during a slice fires where the slice ends, so stopping somewhere
+      // in it must not move that end (or the run would not resume as if it
+      // had never paused).
+      if (m_clock.icount() >= pause_icount) return std::nullopt;
+      const u64 stop = std::min(m_slice_end, pause_icount);
+      const CpuStop why = m_cpu->run(stop - m_clock.icount());
+      // HLT, an exit request and a triple fault end the slice early.
+      if (why != CpuStop::budget || m_clock.icount() >= m_slice_end) m_slice_end = 0;
+      if (why == CpuStop::shutdown) {
+        if (!m_shutdown_handler || !m_shutdown_handler()) {
+          request_exit(RunEnd::Kind::shutdown, 0);
+          break;
+        }
+      }
+      // A debugger's breakpoint, watchpoint or break request (Cpu::run_debug):
+      // pause here; the caller reads Cpu::take_debug_stop().
+      if (m_cpu->debug_stopped()) return std::nullopt;
+      continue;
+    }
     m_scheduler.run_due(m_clock.now_ns());
     if (m_boundary_hook) m_boundary_hook();
     if (m_exit) break;
@@ -102,21 +124,16 @@ std::optional<RunEnd> Machine::run_until(u64 pause_icount) {
     }
 
     if (m_clock.icount() >= pause_icount) return std::nullopt;
-    u64 budget = std::min(kMaxSlice, pause_icount - m_clock.icount());
+    u64 budget = kMaxSlice;
     if (const std::optional<u64> d = m_scheduler.next_deadline()) {
       budget = std::min(budget, m_clock.instructions_until(*d));
     }
     const u64 stop = m_host.next_stop_icount();
     if (stop != kNever) budget = std::min(budget, stop > m_clock.icount() ? stop - m_clock.icount() : 0);
     if (budget == 0) continue;  // a deadline is due now: the loop top runs it
-
-    const CpuStop why = m_cpu->run(budget);
-    if (why == CpuStop::shutdown) {
-      if (!m_shutdown_handler || !m_shutdown_handler()) {
-        request_exit(RunEnd::Kind::shutdown, 0);
-        break;
-      }
-    }
+    // The slice's end depends only on the run, never on where the caller
+    // pauses; the code at the loop top runs it.
+    m_slice_end = m_clock.icount() + budget;
   }
   end.kind = m_exit_kind;
   end.status = m_exit_status;
@@ -147,16 +164,27 @@ u64 Machine::state_hash() {
   return XXH3_64bits(parts, sizeof parts);
 }
 
-void Machine::save_state(BinaryOut& ar) {
+void Machine::save_state(BinaryOut& ar, StateParts parts) {
   serialize_core(ar);
   for (auto& d : m_devices) d->save_state(ar);
-  ar(cereal::make_nvp("ram", m_memory));
+  // Not hashed (checkpoints predate it), but a paused run's future depends on it.
+  ar(cereal::make_nvp("slice_end", m_slice_end));
+  if (parts == StateParts::all) ar(cereal::make_nvp("ram", m_memory));
 }
 
-void Machine::load_state(BinaryIn& ar) {
+void Machine::load_state(BinaryIn& ar, StateParts parts) {
   serialize_core(ar);
   for (auto& d : m_devices) d->load_state(ar);
-  ar(cereal::make_nvp("ram", m_memory));
+  ar(cereal::make_nvp("slice_end", m_slice_end));
+  if (parts == StateParts::all) ar(cereal::make_nvp("ram", m_memory));
+}
+
+void Machine::restore_runtime(SocketHandlers handlers) {
+  m_socket_handlers = std::move(handlers);
+  m_exit = false;
+  m_exit_kind = RunEnd::Kind::guest_exit;
+  m_exit_status = 0;
+  m_cpu->cancel_exit_request();
 }
 
 void Machine::dump_state(std::ostream& out) {

@@ -94,15 +94,25 @@ class Machine : public InputSink {
   RunEnd run() { return *run_until(kNever); }
   // The same, but pauses once `icount` instructions have retired, right
   // before the CPU would run the next one (after that boundary's timers and
-  // host events): returns nullopt then, and a later call resumes the run as
-  // if it had never paused. Divergence search and perturbation use it to
-  // look at the state at an exact instruction count.
+  // host events, when the count falls on a boundary; inside a CPU slice the
+  // slice just stops): returns nullopt then, and a later call resumes the
+  // run as if it had never paused. Divergence search and perturbation use it to
+  // look at the state at an exact instruction count. It also pauses (nullopt)
+  // when a debugger stop ends the CPU's slice (Cpu::debug_stopped()).
   std::optional<RunEnd> run_until(u64 icount);
 
   // xxHash3 over the binary archive of all state plus the RAM page hashes.
   u64 state_hash();
-  void save_state(BinaryOut& ar);
-  void load_state(BinaryIn& ar);
+  // Snapshots keep RAM by pages (replay/snapshot.h) and save the rest.
+  enum class StateParts : u8 { all, without_ram };
+  void save_state(BinaryOut& ar, StateParts parts = StateParts::all);
+  void load_state(BinaryIn& ar, StateParts parts = StateParts::all);
+  // What a snapshot restored into this same paused machine needs besides
+  // load_state: the host socket routing (handlers point into components,
+  // which stay; the set of sockets is the snapshot's) and no pending end.
+  using SocketHandlers = std::map<SocketId, std::function<void(const SocketEvent&)>>;
+  const SocketHandlers& socket_handlers() const { return m_socket_handlers; }
+  void restore_runtime(SocketHandlers handlers);
   // Human-readable state, field paths like "devices.uart.0.lsr".
   void dump_state(std::ostream& out);
 
@@ -121,8 +131,11 @@ class Machine : public InputSink {
   Prng m_prng;
   std::vector<std::unique_ptr<Component>> m_devices;
   std::map<ChannelId, std::function<void(std::span<const u8>)>> m_input_handlers;
-  std::map<SocketId, std::function<void(const SocketEvent&)>> m_socket_handlers;
+  SocketHandlers m_socket_handlers;
 
+  // Where the CPU slice in progress ends, when a pause (run_until) or a
+  // debugger stop cut it short; 0 or past: no slice in progress.
+  u64 m_slice_end = 0;
   bool m_exit = false;
   RunEnd::Kind m_exit_kind = RunEnd::Kind::guest_exit;
   int m_exit_status = 0;

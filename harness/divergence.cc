@@ -383,13 +383,17 @@ std::string format_change(const FieldChange& c) {
 // ---- ReplayRun
 
 ReplayRun::ReplayRun(const JournalReader& journal, const std::string& name,
-                     std::optional<Perturbation> perturbation)
+                     std::optional<Perturbation> perturbation, SnapshotStore::Policy policy)
     : m_journal(journal), m_host(journal, name), m_perturbation(std::move(perturbation)) {
   m_host.set_silent_consoles(true);
   MachineOptions opts = parse_machine_options(journal.header().argv);
   opts.checkpoint_interval = journal.header().checkpoint_interval;
   opts.log_in_asm = false;  // the user's replay logs; the search's runs do not
   m_board = std::make_unique<PcBoard>(opts, m_host, journal.header().seed);
+  // The first snapshot, before the first instruction, makes every count
+  // reachable by a restore.
+  m_snapshots = std::make_unique<SnapshotStore>(machine(), &m_host, policy);
+  m_snapshots->capture();
 }
 
 ReplayRun::~ReplayRun() = default;
@@ -399,20 +403,32 @@ u64 ReplayRun::icount() { return machine().clock().icount(); }
 u64 ReplayRun::state_hash() { return machine().state_hash(); }
 
 bool ReplayRun::run_to(u64 target) {
+  if (target < icount()) {
+    const std::optional<u64> at = m_snapshots->restore_at_or_before(target);
+    if (!at) return false;  // cannot happen: there is one at icount 0
+    ++m_restores;
+    m_end.reset();
+    m_divergence.reset();
+    // Snapshots at the perturbation's count are taken after it (below),
+    // except the first, at icount 0, taken before anything ran.
+    m_perturbed = m_perturbation && *at > 0 && m_perturbation->icount <= *at;
+  }
   if (finished()) return icount() == target;
   try {
     if (m_perturbation && !m_perturbed && m_perturbation->icount <= target) {
       if (icount() <= m_perturbation->icount) {
-        std::optional<RunEnd> end = machine().run_until(m_perturbation->icount);
+        std::optional<RunEnd> end = m_snapshots->run_until(m_perturbation->icount);
         if (end) {
           m_end = end;
           return false;
         }
         apply_perturbation(machine(), *m_perturbation);
+        // Replaces a snapshot taken here before the change.
+        if (m_perturbation->icount > 0) m_snapshots->capture();
       }
       m_perturbed = true;
     }
-    std::optional<RunEnd> end = machine().run_until(target);
+    std::optional<RunEnd> end = m_snapshots->run_until(target);
     if (end) {
       m_end = end;
       return false;
@@ -473,89 +489,95 @@ void fill_changes(ReplayRun& a, ReplayRun& b, InstructionDifference& d) {
 std::optional<InstructionDifference> locate_first_difference(const RunFactory& make_a,
                                                              const RunFactory& make_b, u64 lo, u64 hint_hi,
                                                              Disassembler& disassembler) {
+  std::unique_ptr<ReplayRun> a = make_a();
+  std::unique_ptr<ReplayRun> b = make_b();
+  return locate_first_difference(*a, *b, lo, hint_hi, disassembler);
+}
+
+std::optional<InstructionDifference> locate_first_difference(ReplayRun& a, ReplayRun& b, u64 lo, u64 hint_hi,
+                                                             Disassembler& disassembler) {
   const auto started = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
   // Coarse scan: a state hash every `step` instructions finds the stretch;
-  // a second pair of machines then compares every instruction in it. With
-  // step ~ sqrt(interval) both passes hash about equally often.
+  // the fine pass then goes back (by the runs' snapshots) and compares every
+  // instruction in it. With step ~ sqrt(interval) both passes hash about
+  // equally often.
   const u64 span = hint_hi > lo ? hint_hi - lo : u64{1} << 16;
   const u64 step = std::max<u64>(64, static_cast<u64>(std::sqrt(static_cast<double>(span))));
 
   u64 x = 0;  // states equal here
   u64 y = 0;  // and (probably) differ by here
-  bool found = false;
+  double reach_seconds = 0;
   {
-    std::unique_ptr<ReplayRun> a = make_a();
-    std::unique_ptr<ReplayRun> b = make_b();
-    const bool reached = both_to(*a, *b, lo);
-    if (lo > 0 && !(reached && a->state_hash() == b->state_hash())) {
+    const bool reached = both_to(a, b, lo);
+    reach_seconds = seconds();
+    if (lo > 0 && !(reached && a.state_hash() == b.state_hash())) {
       // Not equal at the hoped-for start: search from the beginning.
-      return locate_first_difference(make_a, make_b, 0, hint_hi, disassembler);
+      return locate_first_difference(a, b, 0, hint_hi, disassembler);
     }
     x = lo;
-    if (lo == 0 && a->state_hash() != b->state_hash()) {
+    if (lo == 0 && a.state_hash() != b.state_hash()) {
       InstructionDifference d;
       d.note = "the machines differ at icount 0, before the first instruction ran";
-      fill_changes(*a, *b, d);
+      fill_changes(a, b, d);
       d.seconds = seconds();
+      d.reach_seconds = reach_seconds;
       return d;
     }
     for (;;) {
       const u64 t = x + step;
-      const bool reached = both_to(*a, *b, t);
-      if (reached && a->state_hash() == b->state_hash()) {
+      const bool reached = both_to(a, b, t);
+      if (reached && a.state_hash() == b.state_hash()) {
         x = t;
         continue;
       }
-      if (!reached && a->finished() && b->finished() && a->icount() == b->icount() && !a->divergence() &&
-          !b->divergence() && a->state_hash() == b->state_hash() && a->end()->kind == b->end()->kind &&
-          a->end()->status == b->end()->status) {
+      if (!reached && a.finished() && b.finished() && a.icount() == b.icount() && !a.divergence() &&
+          !b.divergence() && a.state_hash() == b.state_hash() && a.end()->kind == b.end()->kind &&
+          a.end()->status == b.end()->status) {
         return std::nullopt;  // both ended the same way, in the same state
       }
       y = t;
-      found = true;
       break;
     }
   }
-  if (!found) return std::nullopt;
 
-  // Fine pass over (x, y], fresh machines.
-  std::unique_ptr<ReplayRun> a = make_a();
-  std::unique_ptr<ReplayRun> b = make_b();
+  // Fine pass over (x, y]: both runs go back to x.
   InstructionDifference d;
-  if (!both_to(*a, *b, x)) {
+  if (!both_to(a, b, x)) {
     d.note = "the runs did not get back to icount " + std::to_string(x) + " (not reproducible): run A " +
-             a->describe_finish() + "; run B " + b->describe_finish();
+             a.describe_finish() + "; run B " + b.describe_finish();
     d.equal_icount = x;
     d.differ_icount = x;
-    fill_changes(*a, *b, d);
+    fill_changes(a, b, d);
     d.seconds = seconds();
+    d.reach_seconds = reach_seconds;
     return d;
   }
   for (u64 t = x + 1; t <= y; ++t) {
-    const CodeAt code = code_at(a->machine());
-    const u64 before = a->icount();
-    const bool ra = a->run_to(t);
-    const bool rb = b->run_to(t);
-    const bool same = ra && rb && a->state_hash() == b->state_hash();
+    const CodeAt code = code_at(a.machine());
+    const u64 before = a.icount();
+    const bool ra = a.run_to(t);
+    const bool rb = b.run_to(t);
+    const bool same = ra && rb && a.state_hash() == b.state_hash();
     if (same) continue;
     d.equal_icount = t - 1;
     d.differ_icount = t;
-    if (a->icount() > before) {
+    if (a.icount() > before) {
       d.has_instruction = true;
       d.address = code.address;
       const auto lines = disassembler.disassemble(code.bytes, code.address, code.code32, 1);
       d.disassembly = lines.empty() ? "(bytes not decodable)" : lines[0].text;
     }
     if (!ra || !rb) {
-      d.note = "run A " + (ra ? std::string("ran on") : a->describe_finish()) + "; run B " +
-               (rb ? std::string("ran on") : b->describe_finish());
-      d.differ_icount = std::max(a->icount(), b->icount());
+      d.note = "run A " + (ra ? std::string("ran on") : a.describe_finish()) + "; run B " +
+               (rb ? std::string("ran on") : b.describe_finish());
+      d.differ_icount = std::max(a.icount(), b.icount());
     }
-    fill_changes(*a, *b, d);
+    fill_changes(a, b, d);
     d.seconds = seconds();
+    d.reach_seconds = reach_seconds;
     return d;
   }
   // The coarse pass saw a difference the fine pass does not: the runs are
@@ -563,7 +585,7 @@ std::optional<InstructionDifference> locate_first_difference(const RunFactory& m
   d.equal_icount = y;
   d.differ_icount = y;
   d.note = "the coarse scan saw the states differ by icount " + std::to_string(y) +
-           " but a second pair of runs did not: one of them is not reproducible";
+           " but going back over the stretch did not: one of the runs is not reproducible";
   d.seconds = seconds();
   return d;
 }
@@ -639,18 +661,20 @@ std::string explain_replay_divergence(const ReplayDivergenceContext& cx) {
     s += cx.perturbation ? " (it was perturbed: " + describe_perturbation(*cx.perturbation) + ")\n" : "\n";
   }
   if (cx.perturbation) {
-    // The odd run is reproducible: search it against the clean one.
-    rerun.reset();
+    // The odd run is reproducible: search it against the clean one, which
+    // the re-run already is (it goes back by its snapshots).
     Disassembler disassembler;
     const Perturbation p = *cx.perturbation;
-    RunFactory odd = [&] { return std::make_unique<ReplayRun>(*cx.journal, name, p); };
-    const u64 from = cx.last_good_checkpoint.value_or(0);
-    const std::optional<InstructionDifference> d = locate_first_difference(
-        odd, clean, std::min(from, p.icount > 0 ? p.icount - 1 : 0), cx.divergence_icount, disassembler);
+    ReplayRun odd(*cx.journal, name, p);
+    const u64 from = std::min(cx.last_good_checkpoint.value_or(0), p.icount > 0 ? p.icount - 1 : 0);
+    const std::optional<InstructionDifference> d =
+        locate_first_difference(odd, *rerun, from, cx.divergence_icount, disassembler);
     if (d) {
       s += format_difference(*d, "diverged run", "re-run", "reel: ");
-      char took[64];
-      std::snprintf(took, sizeof took, "reel: (located by re-running in %.2f s)\n", d->seconds);
+      char took[128];
+      std::snprintf(took, sizeof took,
+                    "reel: (located by re-running in %.2f s, of which %.2f s to reach icount %" PRIu64 ")\n",
+                    d->seconds, d->reach_seconds, from);
       s += took;
     } else {
       s += "reel: the two runs never differ in state (the divergence was in output digests only)\n";

@@ -5,10 +5,11 @@
 // fields (by their Cereal paths) and RAM bytes that differ. Used by `reel
 // replay` when a replay disagrees with its journal and by `reel diff`.
 //
-// The search never trusts one machine to hold two points in time: it builds
-// fresh machines from the journal and runs them side by side, pausing both at
-// the same instruction counts (Machine::run_until), so nothing depends on
-// snapshots restoring every bit of host-side replay state.
+// The search runs two replays side by side, pausing both at the same
+// instruction counts (Machine::run_until). Each replay keeps periodic
+// snapshots (replay/snapshot.h), so going back to an earlier count restores
+// the nearest snapshot and runs forward from there instead of re-running
+// the journal from the start.
 
 #include <functional>
 #include <map>
@@ -23,6 +24,7 @@
 #include "harness/options.h"
 #include "replay/journal.h"
 #include "replay/replaying_host_io.h"
+#include "replay/snapshot.h"
 
 namespace reel {
 
@@ -71,20 +73,25 @@ std::vector<FieldChange> diff_ram(const GuestMemory& a, const GuestMemory& b, si
 std::string format_change(const FieldChange& c);
 
 // One replay of one journal on its own machine, with consoles silenced,
-// which can pause at any instruction count. A replay divergence (of this
-// run against its own journal) ends the run and is kept as `divergence()`.
+// which can pause at any instruction count, later or earlier than where it
+// is. A replay divergence (of this run against its own journal) ends the run
+// and is kept as `divergence()`; going back before it revives the run.
 class ReplayRun {
  public:
   // Throws what building the machine throws (BadInput, InputFileError, ...).
+  // Snapshots are taken every policy.interval instructions from icount 0.
   ReplayRun(const JournalReader& journal, const std::string& name,
-            std::optional<Perturbation> perturbation = std::nullopt);
+            std::optional<Perturbation> perturbation = std::nullopt, SnapshotStore::Policy policy = {});
   ~ReplayRun();
   ReplayRun(const ReplayRun&) = delete;
   ReplayRun& operator=(const ReplayRun&) = delete;
 
   // Runs to `icount` and returns true paused there, or false when the run
-  // ended (or diverged) first.
+  // ended (or diverged) first. An `icount` before the current one restores
+  // the nearest snapshot at or before it and runs forward.
   bool run_to(u64 icount);
+  SnapshotStore& snapshots() { return *m_snapshots; }
+  u64 restores() const { return m_restores; }
   bool finished() const { return m_end.has_value() || m_divergence.has_value(); }
   u64 icount();
   u64 state_hash();
@@ -102,6 +109,8 @@ class ReplayRun {
   std::unique_ptr<PcBoard> m_board;
   std::optional<Perturbation> m_perturbation;
   bool m_perturbed = false;
+  std::unique_ptr<SnapshotStore> m_snapshots;
+  u64 m_restores = 0;
   std::optional<RunEnd> m_end;
   std::optional<std::string> m_divergence;
 };
@@ -122,6 +131,7 @@ struct InstructionDifference {
   std::vector<std::string> events_a, events_b;
   std::string note;  // e.g. one run ended first
   double seconds = 0;
+  double reach_seconds = 0;  // of which getting both runs to the search's start
 };
 
 using RunFactory = std::function<std::unique_ptr<ReplayRun>()>;
@@ -133,6 +143,10 @@ using RunFactory = std::function<std::unique_ptr<ReplayRun>()>;
 // differ.
 std::optional<InstructionDifference> locate_first_difference(const RunFactory& make_a,
                                                              const RunFactory& make_b, u64 lo, u64 hint_hi,
+                                                             Disassembler& disassembler);
+// The same on two runs at hand, wherever they are (they go back by their
+// snapshots): a run that already reached the interval is not run again.
+std::optional<InstructionDifference> locate_first_difference(ReplayRun& a, ReplayRun& b, u64 lo, u64 hint_hi,
                                                              Disassembler& disassembler);
 
 // Multi-line text of a located difference, each line prefixed by `indent`.

@@ -20,6 +20,8 @@ void print_usage() {
       "                                           run and record a journal (--embed: with\n"
       "                                           every file read, so it replays anywhere)\n"
       "  reel replay FILE                         replay a journal, verifying it\n"
+      "  reel replay FILE -gdb tcp::PORT [-S]     ... under gdb (-s: tcp::1234; -S: wait for gdb;\n"
+      "                                           register and memory writes are refused)\n"
       "  reel info   FILE                         what a journal holds and needs\n"
       "  reel diff   [--json] A B                 where two runs of one setup part ways\n"
       "  reel check  [--junit FILE] PATH...       replay traces against their manifests\n"

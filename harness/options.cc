@@ -590,6 +590,27 @@ i64 parse_utc_date(std::string_view text, std::string_view option) {
   return ((days * 86400) + h * 3600 + mi * 60 + s) * 1000000000LL;
 }
 
+GdbOption parse_gdb_address(std::string_view text, std::string_view option) {
+  // QEMU's chardev spelling: tcp:[HOST]:PORT. Only TCP is offered.
+  const std::string what(option);
+  if (!text.starts_with("tcp:")) fail(what, "expected tcp:[HOST]:PORT, got '" + std::string(text) + "'");
+  const std::string_view rest = text.substr(4);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos)
+    fail(what, "expected tcp:[HOST]:PORT, got '" + std::string(text) + "'");
+  GdbOption g;
+  const std::string_view host = rest.substr(0, colon);
+  if (!host.empty()) g.host = std::string(host);
+  const std::string_view port = rest.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+    fail(what, "port must be a number 0..65535, got '" + std::string(port) + "'");
+  const unsigned long p = std::stoul(std::string(port));
+  if (p > 65535) fail(what, "port must be a number 0..65535, got '" + std::string(port) + "'");
+  g.port = static_cast<u16>(p);
+  if (g.host.find_first_of(",=") != std::string::npos) fail(what, "sub-options are not supported");
+  return g;
+}
+
 MachineOptions parse_machine_options(const std::vector<std::string>& args) {
   MachineOptions opts;
   bool serial_given = false;
@@ -681,7 +702,18 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       legacy_tftp = value();
     } else if (opt == "-bootp") {
       legacy_bootp = value();
-    } else if (opt == "-gdb" || opt == "-s" || opt == "-S" || opt == "-initrd" || opt == "-bios") {
+    } else if (opt == "-gdb") {
+      const std::string v = value();
+      if (v == "none") {
+        opts.gdb.reset();
+      } else {
+        opts.gdb = parse_gdb_address(v, "-gdb");
+      }
+    } else if (opt == "-s") {
+      opts.gdb = GdbOption{};
+    } else if (opt == "-S") {
+      opts.wait_for_gdb = true;
+    } else if (opt == "-initrd" || opt == "-bios") {
       fail(opt, "not supported yet in this build of reel");
     } else if (!opt.empty() && opt[0] == '-') {
       fail(opt, "unknown option (see 'reel help')");
@@ -700,6 +732,8 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       }
     }
   }
+  if (opts.wait_for_gdb && !opts.gdb)
+    fail("-S", "waits for gdb: add -gdb tcp::PORT or -s (reel's monitor has no 'cont')");
   if (net_none && !opts.nets.empty()) fail("-net none", "cannot be combined with other -net options");
   // QEMU's default network: one NIC of the machine's default model on a
   // user-mode network (`-net none` for none).
@@ -759,6 +793,9 @@ std::string machine_options_help() {
   -net dump[,vlan=N][,file=F][,len=BYTES]   pcap of a VLAN (stamped with virtual time)
   -net none               no network (the default is -net nic -net user)
   -monitor stdio|unix:PATH,server[,nowait]  QEMU-style monitor (info network, info registers, quit)
+  -gdb tcp:[HOST]:PORT    gdb remote protocol server (HOST default 127.0.0.1; PORT 0: any free port)
+  -s                      the same as -gdb tcp::1234
+  -S                      wait for gdb before the first instruction
   -seed N                 PRNG seed (default: random in record, 0 in run)
   -checkpoint-interval N  instructions between state-hash checkpoints (record)
 )";

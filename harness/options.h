@@ -108,6 +108,16 @@ struct MonitorOption {
   bool wait = true;  // server: wait for a client before starting (QEMU's default)
 };
 
+// -gdb tcp:[HOST]:PORT (or -s for tcp::1234): where the gdb stub listens.
+// An empty host means 127.0.0.1 (reel binds loopback unless told, unlike
+// QEMU); port 0 picks a free one, printed on stderr.
+struct GdbOption {
+  std::string host = "127.0.0.1";
+  u16 port = 1234;
+};
+// "tcp::1234", "tcp:HOST:PORT"; throws OptionError naming `option`.
+GdbOption parse_gdb_address(std::string_view text, std::string_view option);
+
 // Everything that defines the machine. Recorded verbatim (as the argument
 // list) in the journal header so `reel replay` needs nothing else.
 struct MachineOptions {
@@ -124,6 +134,9 @@ struct MachineOptions {
   std::optional<u64> seed;
   std::vector<NetOption> nets;  // in command-line order
   MonitorOption monitor;
+  // Debugging (not machine state): -gdb / -s, and -S to wait for gdb.
+  std::optional<GdbOption> gdb;
+  bool wait_for_gdb = false;
   u64 checkpoint_interval = u64{1} << 24;
   // Logging (not machine state, but kept so a replay logs the same way).
   bool log_in_asm = false;

@@ -1,7 +1,9 @@
 #include <cstdio>
+#include <memory>
 
 #include "core/exit_status.h"
 #include "harness/divergence.h"
+#include "harness/gdb_stub.h"
 #include "harness/pc_board.h"
 #include "harness/progress_line.h"
 #include "harness/session.h"
@@ -32,8 +34,26 @@ int verb_replay(const std::vector<std::string>& args) {
   std::string path;
   JournalReader::Options read_options;
   std::optional<Perturbation> perturbation;
-  for (const auto& a : args) {
-    if (a == "--allow-truncated" || a == "-allow-truncated") {
+  std::optional<GdbOption> gdb;
+  bool wait_for_gdb = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-gdb" || a == "--gdb") {
+      if (i + 1 >= args.size()) {
+        std::fputs("reel: replay: -gdb: missing argument\n", stderr);
+        return kExitBadInput;
+      }
+      try {
+        gdb = parse_gdb_address(args[++i], "-gdb");
+      } catch (const OptionError& e) {
+        std::fprintf(stderr, "reel: replay: %s\n", e.what());
+        return kExitBadInput;
+      }
+    } else if (a == "-s") {
+      gdb = GdbOption{};
+    } else if (a == "-S") {
+      wait_for_gdb = true;
+    } else if (a == "--allow-truncated" || a == "-allow-truncated") {
       read_options.allow_truncated = true;
     } else if (a.starts_with("--perturb=")) {
       try {
@@ -57,6 +77,14 @@ int verb_replay(const std::vector<std::string>& args) {
     std::fputs("reel: replay: which journal? usage: reel replay FILE\n", stderr);
     return kExitBadInput;
   }
+  if (wait_for_gdb && !gdb) {
+    std::fputs("reel: replay: -S waits for gdb: add -gdb tcp::PORT or -s\n", stderr);
+    return kExitBadInput;
+  }
+  if (gdb && perturbation) {
+    std::fputs("reel: replay: --perturb and -gdb cannot be combined\n", stderr);
+    return kExitBadInput;
+  }
   return run_reporting_errors(
       [&] {
         const JournalReader journal = JournalReader::open(path, read_options);
@@ -66,7 +94,15 @@ int verb_replay(const std::vector<std::string>& args) {
         PcBoard board(opts, host, journal.header().seed);
         // On a terminal, a long replay says how far it is.
         ProgressLine progress("replay");
-        if (progress.enabled()) {
+        // Under gdb the stub owns the loop (and the boundary hook).
+        std::unique_ptr<GdbStub> stub;
+        if (gdb) {
+          stub = std::make_unique<GdbStub>(
+              board,
+              GdbStub::Config{
+                  .address = *gdb, .wait_for_client = wait_for_gdb, .journal = &journal, .replay = &host});
+        }
+        if (progress.enabled() && !stub) {
           board.machine().set_boundary_hook([&] {
             progress.update(
                 ProgressLine::replay_sample(journal, host.events_consumed(), &board.machine().clock()));
@@ -74,7 +110,7 @@ int verb_replay(const std::vector<std::string>& args) {
         }
         RunEnd end;
         try {
-          end = run_replay(board, perturbation);
+          end = stub ? stub->run(install_stop_signals()) : run_replay(board, perturbation);
           progress.clear();
         } catch (const ReplayDivergence& e) {
           progress.clear();

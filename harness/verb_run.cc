@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "core/exit_status.h"
+#include "harness/gdb_stub.h"
 #include "harness/pc_board.h"
 #include "harness/session.h"
 #include "harness/verbs.h"
@@ -22,7 +23,13 @@ int verb_run(const std::vector<std::string>& args_in) {
     const MachineOptions opts = parse_machine_options(args);
     LiveHostIO host(LiveHostIO::Options{.pacing = opts.icount_sleep});
     PcBoard board(opts, host, opts.seed.value_or(0));
-    const RunEnd end = board.run(install_stop_signals());
+    RunEnd end;
+    if (opts.gdb) {
+      GdbStub stub(board, GdbStub::Config{.address = *opts.gdb, .wait_for_client = opts.wait_for_gdb});
+      end = stub.run(install_stop_signals());
+    } else {
+      end = board.run(install_stop_signals());
+    }
     if (summary) std::fprintf(stderr, "reel: end %s\n", describe_end(end).c_str());
     return end.status;
   });

@@ -352,7 +352,15 @@ void LiveSockets::poll_one(SocketId id, Socket& s, short revents, std::vector<So
       } while (n < 0 && errno == EINTR);
       if (n > 0) {
         SocketEvent e = event(SocketEvent::Kind::data);
-        e.bytes.assign(m_buffer.begin(), m_buffer.begin() + n);
+        if (static_cast<size_t>(n) >= m_buffer.size() / 2) {
+          // A big read hands the buffer itself over (a bulk transfer would
+          // otherwise copy every byte once more) and takes a fresh one.
+          m_buffer.resize(static_cast<size_t>(n));
+          e.bytes = std::move(m_buffer);
+          m_buffer = std::vector<u8>(kStreamReadSize);
+        } else {
+          e.bytes.assign(m_buffer.begin(), m_buffer.begin() + n);
+        }
         out.push_back(std::move(e));
       } else if (n == 0) {
         s.read_eof = true;

@@ -162,6 +162,9 @@ ChannelId ReplayingHostIO::open_console(const ConsoleSpec& spec) {
   ConsoleSpec opened = spec;
   if (m_silent_consoles) opened.kind = ConsoleSpec::Kind::none;
   const ChannelId id = m_consoles.open(opened);
+  ReplayCursor::ConsoleDigest digest;
+  XXH3_64bits_reset(&digest.state);
+  m_console_digests.push_back(digest);
   if (r.channel != id || r.name != spec.name) {
     diverge("the journal opened console " + r.name + " as channel " + std::to_string(r.channel) +
             ", the machine opened " + spec.name + " as channel " + std::to_string(id));
@@ -171,6 +174,39 @@ ChannelId ReplayingHostIO::open_console(const ConsoleSpec& spec) {
 
 void ReplayingHostIO::console_write(ChannelId channel, std::span<const u8> bytes) {
   m_consoles.write(channel, bytes);
+  if (channel < m_console_digests.size()) {
+    ReplayCursor::ConsoleDigest& d = m_console_digests[channel];
+    XXH3_64bits_update(&d.state, bytes.data(), bytes.size());
+    d.total += bytes.size();
+  }
+}
+
+ReplayCursor ReplayingHostIO::cursor() const {
+  ReplayCursor c;
+  c.next = m_next;
+  c.next_async = m_next_async;
+  c.next_input = m_next_input;
+  c.checkpoints = m_checkpoints;
+  c.digests = m_digests;
+  c.recorded_end = m_recorded_end;
+  c.last_good_checkpoint = m_last_good_checkpoint;
+  c.divergence_icount = m_divergence_icount;
+  c.consoles = m_console_digests;
+  return c;
+}
+
+void ReplayingHostIO::restore_cursor(const ReplayCursor& c) {
+  if (c.consoles.size() != m_console_digests.size())
+    throw std::logic_error("replay cursor restored into a replay with other consoles");
+  m_next = c.next;
+  m_next_async = c.next_async;
+  m_next_input = c.next_input;
+  m_checkpoints = c.checkpoints;
+  m_digests = c.digests;
+  m_recorded_end = c.recorded_end;
+  m_last_good_checkpoint = c.last_good_checkpoint;
+  m_divergence_icount = c.divergence_icount;
+  m_console_digests = c.consoles;
 }
 
 SocketOpenResult ReplayingHostIO::socket_open(const SocketSpec& spec) {
@@ -249,7 +285,8 @@ void ReplayingHostIO::check_digest(const ConsoleDigestRecord& d, const char* whe
     diverge(std::string(where) + " has a digest for console channel " + std::to_string(d.channel) +
             ", which the machine never opened");
   }
-  const LiveConsoles::Digest mine = m_consoles.digest(d.channel);
+  const ReplayCursor::ConsoleDigest& digest = m_console_digests[d.channel];
+  const LiveConsoles::Digest mine{digest.total, XXH3_64bits_digest(&digest.state)};
   if (mine.total != d.total || mine.hash != d.hash) {
     const std::string& name = m_consoles.spec(d.channel).name;
     diverge("console " + name + " (channel " + std::to_string(d.channel) +

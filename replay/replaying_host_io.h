@@ -8,7 +8,32 @@
 #include "replay/journal.h"
 #include "replay/live_consoles.h"
 
+// The cursor copies console digest states by value (XXH3_state_t holds no
+// owned pointers: its secret is the library's static default).
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
 namespace reel {
+
+// Everything a replay's host side moves as the machine runs: where it is in
+// the journal, what it has verified, and the running digests of console
+// output. A snapshot (replay/snapshot.h) keeps one beside the machine state
+// so that a restored replay answers and checks exactly as the original did.
+struct ReplayCursor {
+  struct ConsoleDigest {
+    u64 total = 0;
+    XXH3_state_t state;
+  };
+  size_t next = 0;
+  size_t next_async = 0;
+  size_t next_input = 0;
+  u64 checkpoints = 0;
+  u64 digests = 0;
+  std::optional<EndRecord> recorded_end;
+  std::optional<u64> last_good_checkpoint;
+  std::optional<u64> divergence_icount;
+  std::vector<ConsoleDigest> consoles;  // by channel
+};
 
 // Replay disagreed with the journal: what() is one line naming the
 // instruction count, what the journal expected and what the machine did.
@@ -55,6 +80,11 @@ class ReplayingHostIO : public HostIO {
   // Call before the machine opens its consoles.
   void set_silent_consoles(bool silent) { m_silent_consoles = silent; }
 
+  // Snapshot support: the cursor now, and back to one taken from this
+  // object earlier (the consoles opened must be the same).
+  ReplayCursor cursor() const;
+  void restore_cursor(const ReplayCursor& cursor);
+
   u64 events_consumed() const { return m_next; }
   // The instruction count of the last checkpoint that matched (nullopt
   // before the first), and where replay diverged (nullopt until it does):
@@ -81,7 +111,8 @@ class ReplayingHostIO : public HostIO {
   std::string m_name;
   const VirtualClock* m_clock = nullptr;
   std::function<u64()> m_hasher;
-  LiveConsoles m_consoles;
+  LiveConsoles m_consoles;  // output only: the digests checked are m_console_digests
+  std::vector<ReplayCursor::ConsoleDigest> m_console_digests;
   size_t m_next = 0;        // next journal event
   size_t m_next_async = 0;  // cache: first event at or after m_next the loop stops for
   size_t m_next_input = 0;  // next entry of the header's input table

@@ -238,7 +238,14 @@ u32 Cpu::read_phys(u32 addr, unsigned size) {
   const u32 page = addr >> GuestMemory::kPageShift;
   const bool one_page = ((addr + size - 1) >> GuestMemory::kPageShift) == page;
   if (one_page && u64{addr} + size <= m_ram_size) {
-    if (!(m_page_flags[page] & GuestMemory::kMmio)) {
+    const u8 flags = m_page_flags[page];
+    if (!(flags & (GuestMemory::kMmio | kDebugWatchPage))) {
+      u32 v = 0;
+      std::memcpy(&v, m_ram + addr, size);
+      return v;
+    }
+    if (!(flags & GuestMemory::kMmio)) {
+      debug_access(addr, size, false);
       u32 v = 0;
       std::memcpy(&v, m_ram + addr, size);
       return v;
@@ -249,7 +256,9 @@ u32 Cpu::read_phys(u32 addr, unsigned size) {
   u32 v = 0;
   for (unsigned i = 0; i < size; ++i) {
     const u32 a = addr + i;
-    const u32 byte = ram_at(m_page_flags, m_ram_size, a) ? m_ram[a] : (m_mmio.read(a, 1) & 0xff);
+    const bool ram = ram_at(m_page_flags, m_ram_size, a);
+    if (ram && (m_page_flags[a >> GuestMemory::kPageShift] & kDebugWatchPage)) debug_access(a, 1, false);
+    const u32 byte = ram ? m_ram[a] : (m_mmio.read(a, 1) & 0xff);
     v |= byte << (8 * i);
   }
   return v;
@@ -261,7 +270,10 @@ void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
   if (one_page && u64{addr} + size <= m_ram_size) {
     const u8 flags = m_page_flags[page];
     if (!(flags & GuestMemory::kMmio)) {
-      if (flags) m_memory.note_write(addr, size);
+      if (flags) {
+        if (flags & kDebugWatchPage) debug_access(addr, size, true);
+        m_memory.note_write(addr, size);
+      }
       std::memcpy(m_ram + addr, &value, size);
       return;
     }
@@ -274,11 +286,55 @@ void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
     const u32 a = addr + i;
     const u8 byte = static_cast<u8>(value >> (8 * i));
     if (ram_at(m_page_flags, m_ram_size, a)) {
+      if (m_page_flags[a >> GuestMemory::kPageShift] & kDebugWatchPage) debug_access(a, 1, true);
       if (m_page_flags[a >> GuestMemory::kPageShift]) m_memory.note_write(a, 1);
       m_ram[a] = byte;
     } else {
       m_mmio.write(a, 1, byte);
     }
+  }
+}
+
+// ------------------------------------------------------------------ debugger
+
+void Cpu::set_breakpoints(std::vector<u32> linear) {
+  std::sort(linear.begin(), linear.end());
+  linear.erase(std::unique(linear.begin(), linear.end()), linear.end());
+  m_breakpoints = std::move(linear);
+  update_debug_mode();
+}
+
+void Cpu::set_watchpoints(std::vector<Watchpoint> watchpoints) {
+  for (const u32 page : m_watched_pages) m_page_flags[page] &= static_cast<u8>(~kDebugWatchPage);
+  m_watched_pages.clear();
+  m_watchpoints = std::move(watchpoints);
+  const u32 pages = m_memory.page_count();
+  for (const Watchpoint& w : m_watchpoints) {
+    if (w.length == 0) continue;
+    // Linear = physical until paging exists (issue 7); then this must mark
+    // the physical pages the watched linear range maps to.
+    const u64 last = std::min<u64>(u64{w.address} + w.length - 1, 0xffffffffu);
+    for (u64 p = w.address >> GuestMemory::kPageShift; p <= (last >> GuestMemory::kPageShift) && p < pages;
+         ++p) {
+      m_page_flags[p] |= kDebugWatchPage;
+      m_watched_pages.push_back(static_cast<u32>(p));
+    }
+  }
+  update_debug_mode();
+}
+
+// An access to a page holding a watchpoint: the first overlapping watchpoint
+// of a matching kind ends the instruction's run (reported after it retires).
+void Cpu::debug_access(u32 phys, unsigned size, bool write) {
+  if (m_debug_stop.kind != DebugStopKind::none) return;
+  for (const Watchpoint& w : m_watchpoints) {
+    const bool kind_ok = w.kind == DebugStopKind::watch_access ||
+                         (write ? w.kind == DebugStopKind::watch_write : w.kind == DebugStopKind::watch_read);
+    if (!kind_ok) continue;
+    if (u64{phys} + size <= w.address || u64{w.address} + w.length <= phys) continue;
+    m_debug_stop = {w.kind, w.address};
+    m_attention |= kAttentionStop;
+    return;
   }
 }
 

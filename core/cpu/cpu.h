@@ -99,6 +99,8 @@ class Cpu : public IntrListener {
     m_exit_requested = true;
     m_attention |= kAttentionStop;
   }
+  // A snapshot restore (Machine::restore_runtime) undoes an ended run's request.
+  void cancel_exit_request() { m_exit_requested = false; }
   // IntrListener: the PIC's INTR output changed.
   void intr_changed() override;
 
@@ -106,6 +108,48 @@ class Cpu : public IntrListener {
   // used by loaders, tests and the gdb stub).
   CpuRegisters registers() const;
   void set_registers(const CpuRegisters& regs);
+
+  // Debugger support (harness/gdb_stub.cc). While a debugger has
+  // breakpoints, watchpoints or a break request, run() takes a separate loop
+  // that runs one instruction at a time and checks EIP before each; the
+  // normal loop pays one test per run() call. Watched pages carry
+  // kDebugWatchPage in the page flags, which sends their accesses off the
+  // memory fast paths, so watchpoints cost nothing on other pages. None of
+  // this is machine state: it never changes what the guest computes.
+  enum class DebugStopKind : u8 { none, breakpoint, watch_write, watch_read, watch_access, break_request };
+  struct DebugStop {
+    DebugStopKind kind = DebugStopKind::none;
+    u32 address = 0;  // linear: the breakpoint, or the watched address hit
+  };
+  struct Watchpoint {
+    u32 address = 0;  // linear
+    u32 length = 1;
+    DebugStopKind kind = DebugStopKind::watch_write;  // watch_write | watch_read | watch_access
+  };
+  // Page flag bit owned by the CPU (GuestMemory keeps unknown bits).
+  static constexpr u8 kDebugWatchPage = 0x80;
+  void set_breakpoints(std::vector<u32> linear);
+  void set_watchpoints(std::vector<Watchpoint> watchpoints);
+  // Stop before the next instruction (gdb's Ctrl-C).
+  void request_debug_break() {
+    m_debug_break = true;
+    m_debug = true;
+    m_attention |= kAttentionStop;
+  }
+  void clear_debug_break() {
+    m_debug_break = false;
+    update_debug_mode();
+  }
+  // The next run() does not stop on a breakpoint at the current EIP: the
+  // debugger resumes from it.
+  void debug_resume() { m_debug_skip = true; }
+  // Why run() stopped early (kind none: it did not); clears it.
+  DebugStop take_debug_stop() {
+    const DebugStop s = m_debug_stop;
+    m_debug_stop = {};
+    return s;
+  }
+  bool debug_stopped() const { return m_debug_stop.kind != DebugStopKind::none; }
 
   // Called when the CPU decodes a new block (for -d in_asm): linear address
   // of the first instruction, its bytes, and whether code is 32-bit.
@@ -285,6 +329,18 @@ class Cpu : public IntrListener {
   u32 m_ram_size = 0;
   std::vector<u32> m_page_gen;         // bumped when a page holding decoded code is written
   std::vector<DecodedBlock> m_blocks;  // direct-mapped by physical address; empty until first used
+
+  // Debugger state (not serialized: see set_breakpoints).
+  CpuStop run_debug(u64 budget);
+  void debug_access(u32 phys, unsigned size, bool write);
+  void update_debug_mode() { m_debug = m_debug_break || !m_breakpoints.empty() || !m_watchpoints.empty(); }
+  bool m_debug = false;
+  bool m_debug_break = false;
+  bool m_debug_skip = false;
+  DebugStop m_debug_stop;
+  std::vector<u32> m_breakpoints;  // sorted linear addresses
+  std::vector<Watchpoint> m_watchpoints;
+  std::vector<u32> m_watched_pages;
 
   BlockHook m_block_hook;
   u32 m_block_start = 0;

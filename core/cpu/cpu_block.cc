@@ -1045,6 +1045,8 @@ bool Cpu::execute(u64 limit) {
 }
 
 CpuStop Cpu::run(u64 budget) {
+  if (m_debug) [[unlikely]]
+    return run_debug(budget);
   u64& icount = m_clock.icount_ref();
   const u64 end = icount + budget;
   if (m_halted && !interrupt_ready()) return CpuStop::halted;
@@ -1069,6 +1071,61 @@ CpuStop Cpu::run(u64 budget) {
     // an INTR change stops them (m_attention), so checking between blocks
     // is checking between instructions.
     if (!execute(inhibited ? 1 : end - icount)) return CpuStop::shutdown;
+    if (m_exit_requested) {
+      m_exit_requested = false;
+      return CpuStop::exit_requested;
+    }
+    if (m_halted) return CpuStop::halted;
+  }
+  return CpuStop::budget;
+}
+
+// The debugger's loop: run()'s, one instruction per execute() so EIP can be
+// checked against the breakpoints before each. A REP instruction runs one
+// iteration per pass and is checked once, when it starts.
+CpuStop Cpu::run_debug(u64 budget) {
+  u64& icount = m_clock.icount_ref();
+  const u64 end = icount + budget;
+  m_debug_stop = {};
+  if (m_debug_break) {
+    m_debug_break = false;
+    m_debug_skip = false;
+    update_debug_mode();
+    m_debug_stop = {DebugStopKind::break_request, m_seg[CS].base + m_eip};
+    return CpuStop::budget;
+  }
+  if (m_halted && !interrupt_ready()) return CpuStop::halted;
+  u32 last = m_debug_skip ? m_seg[CS].base + m_eip : ~0u;
+  m_debug_skip = false;
+  while (icount < end) {
+    const bool inhibited = m_inhibit;
+    m_inhibit = false;
+    if (m_intr_line && !inhibited && (m_eflags & cpu_flags::kIF) && m_pic) {
+      m_halted = false;
+      const u8 vector = m_pic->acknowledge();
+      m_insn_start = m_eip;
+      try {
+        deliver(vector, false, false, 0, m_eip);
+      } catch (const Fault& f) {
+        if (!handle_fault(f)) return CpuStop::shutdown;
+      }
+      if (m_block_hook && m_block_open) note_block(m_seg[CS].base + m_eip, m_seg[CS].base + m_eip, true);
+    }
+    if (m_halted) return CpuStop::halted;
+    const u32 lin = m_seg[CS].base + m_eip;
+    if (lin != last && std::binary_search(m_breakpoints.begin(), m_breakpoints.end(), lin)) {
+      m_debug_stop = {DebugStopKind::breakpoint, lin};
+      return CpuStop::budget;
+    }
+    last = lin;
+    if (!execute(1)) return CpuStop::shutdown;
+    if (m_debug_stop.kind != DebugStopKind::none) return CpuStop::budget;  // a watchpoint
+    if (m_debug_break) {
+      m_debug_break = false;
+      update_debug_mode();
+      m_debug_stop = {DebugStopKind::break_request, m_seg[CS].base + m_eip};
+      return CpuStop::budget;
+    }
     if (m_exit_requested) {
       m_exit_requested = false;
       return CpuStop::exit_requested;

@@ -426,7 +426,7 @@ struct CpuOps {
     if (((a & 0x9c) == 0x90 || (a & 0x9a) == 0x9a) && off <= s.limit && s.limit - off >= S - 1) {
       const u32 phys = c.translate(s.base + off, false);
       if ((phys & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - S && phys < c.m_ram_size &&
-          !(c.m_page_flags[phys >> GuestMemory::kPageShift] & GuestMemory::kMmio)) {
+          !(c.m_page_flags[phys >> GuestMemory::kPageShift] & (GuestMemory::kMmio | Cpu::kDebugWatchPage))) {
         u32 v = 0;
         std::memcpy(&v, c.m_ram + phys, S);
         return v;
@@ -442,7 +442,10 @@ struct CpuOps {
       if ((phys & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - S && phys < c.m_ram_size) {
         const u8 flags = c.m_page_flags[phys >> GuestMemory::kPageShift];
         if (!(flags & GuestMemory::kMmio)) {
-          if (flags) c.m_memory.note_write(phys, S);
+          if (flags) {
+            if (flags & Cpu::kDebugWatchPage) c.debug_access(phys, S, true);
+            c.m_memory.note_write(phys, S);
+          }
           std::memcpy(c.m_ram + phys, &value, S);
           return;
         }

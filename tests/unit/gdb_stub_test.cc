@@ -1,0 +1,382 @@
+// The gdb stub (harness/gdb_stub.cc) end to end: a real gdb in batch mode
+// against `reel replay` of a recorded compute guest and against `reel run
+// -S`, plus a raw-socket client for what batch gdb cannot do (Ctrl-C,
+// malformed packets). Skipped when gdb is not installed.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/exit_status.h"
+#include "harness/gdb_packet.h"
+#include "harness/options.h"
+#include "tests/unit/reel_process.h"
+
+namespace reel::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string find_gdb() {
+  for (const char* p : {"/usr/bin/gdb", "/usr/local/bin/gdb", "/usr/bin/gdb-multiarch"}) {
+    if (access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+std::vector<std::string> guest_args(const std::string& iterations) {
+  return {"-kernel", guest_path("compute"),
+          "-serial", "none",
+          "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+          "-append", "iterations=" + iterations};
+}
+
+// One recording per test process: compute with one iteration (~6M
+// instructions) and the default network (a NIC and a user-mode stack on
+// VLAN 0, for `info network`).
+const std::string& recorded_journal() {
+  static const std::string path = [] {
+    const std::string j = scratch_dir() + "/gdb_compute.reel";
+    std::vector<std::string> argv = {reel_binary(), "record", "-o", j};
+    for (const auto& a : guest_args("1")) argv.push_back(a);
+    const ProcessResult r = run_process(argv);
+    EXPECT_EQ(r.status, 1) << r.err;  // isa-debug-exit with 0: status 1
+    return j;
+  }();
+  return path;
+}
+
+// Starts reel and waits for "listening on tcp:127.0.0.1:PORT" on stderr.
+struct StubProcess {
+  BackgroundProcess proc;
+  int port = 0;
+};
+
+StubProcess start_stub(const std::vector<std::string>& argv) {
+  StubProcess s;
+  s.proc = spawn_process(argv);
+  const std::regex re("listening on tcp:127\\.0\\.0\\.1:([0-9]+)");
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::smatch m;
+    const std::string err = read_text(s.proc.err_path);
+    if (std::regex_search(err, m, re)) {
+      s.port = std::stoi(m[1]);
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return s;
+}
+
+StubProcess start_replay_stub() {
+  return start_stub({reel_binary(), "replay", recorded_journal(), "-gdb", "tcp::0", "-S"});
+}
+
+// gdb -batch with one -ex per command (an error in one does not stop the
+// others); returns stdout and stderr together.
+std::string run_gdb(int port, const std::vector<std::string>& commands) {
+  std::vector<std::string> argv = {find_gdb(),
+                                   "-nx",
+                                   "-batch",
+                                   "-ex",
+                                   "set pagination off",
+                                   "-ex",
+                                   "target remote 127.0.0.1:" + std::to_string(port)};
+  for (const auto& c : commands) {
+    argv.push_back("-ex");
+    argv.push_back(c);
+  }
+  argv.push_back(guest_path("compute"));
+  BackgroundProcess g = spawn_process(argv);
+  const ProcessResult r = wait_process(g, 20s);
+  return r.out + r.err;
+}
+
+// The value of gdb's "$N = 0x..." line.
+std::optional<unsigned long> gdb_value(const std::string& out, int n) {
+  std::smatch m;
+  const std::regex re("\\$" + std::to_string(n) + " = (0x[0-9a-f]+|[0-9]+)");
+  if (!std::regex_search(out, m, re)) return std::nullopt;
+  return std::stoul(m[1], nullptr, 0);
+}
+
+#define REQUIRE_GDB()                                               \
+  do {                                                              \
+    if (find_gdb().empty()) GTEST_SKIP() << "gdb is not installed"; \
+  } while (0)
+
+TEST(GdbStub, BreakpointOnAGuestFunctionStepiAndRegistersInReplay) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out =
+      run_gdb(s.port, {"info registers", "monitor when", "break *main", "continue", "p/x $eip",
+                       "p/x (unsigned)&main", "stepi", "p/x $eip", "info registers", "monitor when", "kill"});
+  const ProcessResult r = wait_process(s.proc, 10s);
+  // Before the first instruction: the multiboot hand-over registers.
+  EXPECT_NE(out.find("eax            0x2badb002"), std::string::npos) << out;
+  EXPECT_NE(out.find("eip            0x10000c"), std::string::npos) << out;
+  EXPECT_EQ(out.find("rejected target-supplied description"), std::string::npos) << out;
+  EXPECT_NE(out.find("icount 0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Breakpoint 1, "), std::string::npos) << out;
+  const auto hit = gdb_value(out, 1), main_addr = gdb_value(out, 2), stepped = gdb_value(out, 3);
+  ASSERT_TRUE(hit && main_addr && stepped) << out;
+  EXPECT_EQ(*hit, *main_addr);
+  EXPECT_GT(*stepped, *hit);
+  EXPECT_LE(*stepped - *hit, 15u);
+  char eip_line[64];
+  std::snprintf(eip_line, sizeof eip_line, "eip            0x%lx", *stepped);
+  EXPECT_NE(out.find(eip_line), std::string::npos) << out;
+  // Two `monitor when` answers: 0, then the breakpoint's count plus one.
+  std::smatch m;
+  const std::regex when("icount ([0-9]+)\nvirtual time");
+  std::vector<unsigned long> counts;
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), when); it != std::sregex_iterator(); ++it)
+    counts.push_back(std::stoul((*it)[1]));
+  ASSERT_EQ(counts.size(), 2u) << out;
+  EXPECT_EQ(counts[0], 0u);
+  EXPECT_GT(counts[1], 1000u);
+  EXPECT_NE(r.err.find("gdb: connected"), std::string::npos) << r.err;
+}
+
+TEST(GdbStub, WatchpointStopsWhereTheGlobalIsWritten) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out =
+      run_gdb(s.port, {"watch *(unsigned int*)&rng_state", "continue", "p/x *(unsigned int*)&rng_state",
+                       "continue", "p/x *(unsigned int*)&rng_state", "kill"});
+  wait_process(s.proc, 10s);
+  EXPECT_NE(out.find("Hardware watchpoint 1"), std::string::npos) << out;
+  // First write: the seed (0 -> v1); second: the first rng() step.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("Old value = 0\nNew value = ([0-9]+)"))) << out;
+  const unsigned long seeded = std::stoul(m[1]);
+  const auto mem1 = gdb_value(out, 1), mem2 = gdb_value(out, 2);
+  ASSERT_TRUE(mem1 && mem2) << out;
+  EXPECT_EQ(*mem1, seeded);  // memory holds what the stop reported
+  EXPECT_NE(*mem2, *mem1);
+  EXPECT_NE(out.find("Old value = " + std::to_string(seeded)), std::string::npos) << out;
+}
+
+TEST(GdbStub, MonitorCommandsAndRefusedWritesInReplay) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out =
+      run_gdb(s.port, {"monitor info network", "monitor journal", "monitor info devices", "monitor seek 1000",
+                       "monitor when", "monitor seek 10", "set $eax = 5", "p/x $eax",
+                       "set *(unsigned int*)0x100000 = 7", "p/x *(unsigned int*)0x100000", "continue"});
+  const ProcessResult r = wait_process(s.proc, 10s);
+  EXPECT_NE(out.find("VLAN 0 devices:"), std::string::npos) << out;
+  EXPECT_NE(out.find("ne2k_pci.0"), std::string::npos) << out;
+  EXPECT_NE(out.find("next     #"), std::string::npos) << out;
+  EXPECT_NE(out.find("pit:\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("icount 1000\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("going back is not yet supported"), std::string::npos) << out;
+  // Writes are refused; the registers and memory keep their values.
+  EXPECT_NE(r.err.find("refused to write register eax: this is a replay"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("refused to write guest memory"), std::string::npos) << r.err;
+  const auto eax = gdb_value(out, 1), mem = gdb_value(out, 2);
+  ASSERT_TRUE(eax && mem) << out;
+  EXPECT_NE(*eax, 5u);
+  EXPECT_NE(*mem, 7u);
+  // Continuing to the end: the replay still verifies, and gdb sees the exit.
+  EXPECT_NE(out.find("exited with code 01"), std::string::npos) << out;
+  EXPECT_NE(r.err.find("replay verified"), std::string::npos) << r.err;
+  EXPECT_EQ(r.status, 1) << r.err;
+}
+
+TEST(GdbStub, LiveRunWaitsForGdbAndAcceptsWrites) {
+  REQUIRE_GDB();
+  std::vector<std::string> argv = {reel_binary(), "run", "-gdb", "tcp::0", "-S"};
+  for (const auto& a : guest_args("1")) argv.push_back(a);
+  StubProcess s = start_stub(argv);
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out = run_gdb(s.port, {"break *main", "continue", "p/x $eip == (unsigned)&main",
+                                           "set $ecx = 0x1234", "p/x $ecx", "monitor when", "kill"});
+  const ProcessResult r = wait_process(s.proc, 10s);
+  EXPECT_NE(out.find("Breakpoint 1, "), std::string::npos) << out;
+  EXPECT_EQ(gdb_value(out, 1).value_or(0), 1u) << out;
+  EXPECT_EQ(gdb_value(out, 2).value_or(0), 0x1234u) << out;
+  EXPECT_EQ(r.err.find("refused"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("killed the session"), std::string::npos) << r.err;
+}
+
+// ---- options
+
+MachineOptions parse(std::vector<std::string> extra) {
+  std::vector<std::string> args = {"-kernel", "k.elf"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return parse_machine_options(args);
+}
+
+TEST(GdbOptions, QemuSpellings) {
+  EXPECT_FALSE(parse({}).gdb.has_value());
+  const MachineOptions s = parse({"-s"});
+  ASSERT_TRUE(s.gdb);
+  EXPECT_EQ(s.gdb->host, "127.0.0.1");
+  EXPECT_EQ(s.gdb->port, 1234);
+  EXPECT_FALSE(s.wait_for_gdb);
+  const MachineOptions g = parse({"-gdb", "tcp::4321", "-S"});
+  EXPECT_EQ(g.gdb->port, 4321);
+  EXPECT_TRUE(g.wait_for_gdb);
+  const MachineOptions h = parse({"-gdb", "tcp:0.0.0.0:0"});
+  EXPECT_EQ(h.gdb->host, "0.0.0.0");
+  EXPECT_EQ(h.gdb->port, 0);
+  EXPECT_FALSE(parse({"-s", "-gdb", "none"}).gdb.has_value());
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"-gdb", "udp::1"},
+                                                               {"-gdb", "tcp::65536"},
+                                                               {"-gdb", "tcp::"},
+                                                               {"-gdb", "tcp:1234"},
+                                                               {"-gdb", "tcp::12a"},
+                                                               {"-gdb"},
+                                                               {"-S"}}) {
+    EXPECT_THROW(parse(bad), OptionError) << bad[0] << " " << (bad.size() > 1 ? bad[1] : "");
+  }
+}
+
+TEST(GdbOptions, PortInUseIsBadInput) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::vector<std::string> argv = {reel_binary(), "run", "-gdb", "tcp::" + std::to_string(ntohs(a.sin_port))};
+  for (const auto& x : guest_args("1")) argv.push_back(x);
+  const ProcessResult r = run_process(argv);
+  close(fd);
+  EXPECT_EQ(r.status, kExitBadInput) << r.err;
+  EXPECT_NE(r.err.find("cannot listen"), std::string::npos) << r.err;
+  const ProcessResult s = run_process({reel_binary(), "replay", recorded_journal(), "-S"});
+  EXPECT_EQ(s.status, kExitBadInput) << s.err;
+  EXPECT_NE(s.err.find("-S waits for gdb"), std::string::npos) << s.err;
+}
+
+// ---- raw protocol
+
+struct RawClient {
+  int fd = -1;
+  explicit RawClient(int port) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<u16>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  ~RawClient() {
+    if (fd >= 0) close(fd);
+  }
+  void send_text(const std::string& s) const { (void)::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+  // Reads until `want` appears or the time runs out.
+  std::string read_until(const std::string& want, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (buf.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      char tmp[4096];
+      const ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+      if (n <= 0) break;
+      buf.append(tmp, static_cast<size_t>(n));
+    }
+    return buf;
+  }
+  std::string buf;
+};
+
+TEST(GdbStub, RawPacketsMalformedInputAndCtrlC) {
+  std::vector<std::string> argv = {reel_binary(), "run", "-gdb", "tcp::0", "-S"};
+  for (const auto& a : guest_args("1000")) argv.push_back(a);  // long enough to interrupt
+  StubProcess s = start_stub(argv);
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  RawClient c(s.port);
+  ASSERT_GE(c.fd, 0);
+  // A bad checksum is answered '-'; an unknown packet gets the empty reply.
+  c.send_text("$g#00");
+  EXPECT_NE(c.read_until("-", 2s).find('-'), std::string::npos);
+  c.buf.clear();
+  c.send_text(gdb::frame_packet("qReelNoSuchPacket"));
+  EXPECT_NE(c.read_until("$#00", 2s).find("+$#00"), std::string::npos) << c.buf;
+  c.buf.clear();
+  // Overlong: dropped with '-', and the stub still answers afterwards.
+  c.send_text("$" + std::string(gdb::kMaxPacket + 100, 'm') + "#00");
+  c.send_text(gdb::frame_packet("qSupported:swbreak+"));
+  const std::string sup = c.read_until("hwbreak+", 2s);
+  EXPECT_NE(sup.find('-'), std::string::npos) << sup;
+  EXPECT_NE(sup.find("PacketSize=4000;qXfer:features:read+;QStartNoAckMode+"), std::string::npos) << sup;
+  c.buf.clear();
+  // No-ack mode, then the target description and the 'g' layout agree.
+  c.send_text(gdb::frame_packet("QStartNoAckMode"));
+  EXPECT_NE(c.read_until("$OK#9a", 2s).find("$OK#9a"), std::string::npos);
+  c.send_text("+");
+  c.buf.clear();
+  c.send_text(gdb::frame_packet("qXfer:features:read:target.xml:0,3fff"));
+  const std::string xml = c.read_until("</target>", 2s);
+  EXPECT_NE(xml.find("org.gnu.gdb.i386.core"), std::string::npos);
+  EXPECT_NE(xml.find("<reg name=\"gs\" bitsize=\"32\" type=\"int32\" regnum=\"15\"/>"), std::string::npos)
+      << xml;
+  c.buf.clear();
+  c.send_text(gdb::frame_packet("g"));
+  const std::string g = c.read_until("#", 2s);
+  // eax = 0x2badb002 first, little-endian; the x87 part is unavailable.
+  EXPECT_EQ(g.substr(0, 9), "$02b0ad2b") << g;
+  EXPECT_NE(g.find("xxxxxxxxxxxxxxxxxxxx"), std::string::npos) << g;
+  c.buf.clear();
+  // Run, then Ctrl-C: the stop says SIGINT.
+  c.send_text(gdb::frame_packet("vCont;c"));
+  std::this_thread::sleep_for(200ms);
+  c.send_text("\x03");
+  const std::string stop = c.read_until("thread:1;", 5s);
+  EXPECT_NE(stop.find("$T02thread:1;"), std::string::npos) << stop;
+  c.buf.clear();
+  c.send_text(gdb::frame_packet("k"));
+  const ProcessResult r = wait_process(s.proc, 10s);
+  EXPECT_NE(r.err.find("killed the session"), std::string::npos) << r.err;
+}
+
+TEST(GdbStub, AttachingToARunningGuestStopsIt) {
+  std::vector<std::string> argv = {reel_binary(), "run", "-gdb", "tcp::0"};  // no -S: it runs at once
+  for (const auto& a : guest_args("1000")) argv.push_back(a);
+  StubProcess s = start_stub(argv);
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  std::this_thread::sleep_for(100ms);
+  RawClient c(s.port);
+  ASSERT_GE(c.fd, 0);
+  // Nothing arrives unasked; '?' says it stopped as for Ctrl-C.
+  EXPECT_EQ(c.read_until("$", 300ms), "");
+  c.send_text(gdb::frame_packet("?"));
+  EXPECT_NE(c.read_until("thread:1;", 5s).find("+$T02thread:1;"), std::string::npos) << c.buf;
+  c.buf.clear();
+  c.send_text(gdb::frame_packet("qRcmd," + gdb::to_hex(std::string_view("when"))));
+  const std::string when = c.read_until("#", 5s);
+  const auto hex = when.substr(when.find('$') + 1, when.find('#') - when.find('$') - 1);
+  const auto text = gdb::from_hex(hex);
+  ASSERT_TRUE(text) << when;
+  const std::string answer(text->begin(), text->end());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(answer, m, std::regex("^icount ([0-9]+)\n"))) << answer;
+  EXPECT_GT(std::stoull(m[1]), 0u);
+  c.send_text(gdb::frame_packet("k"));
+  const ProcessResult r = wait_process(s.proc, 10s);
+  EXPECT_NE(r.err.find("killed the session"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace reel::test
