@@ -38,6 +38,16 @@ int verb_record(const std::vector<std::string>& args_in) {
   }
   return run_reporting_errors([&] {
     MachineOptions opts = parse_machine_options(args);
+    if (opts.gdb || opts.wait_for_gdb) {
+      // A debugger's writes during a recording would change the machine
+      // without a journal event, so the recording could not replay. Debug
+      // the replay instead: it has the same run, and reverse execution.
+      std::fputs(
+          "reel: record: -gdb, -s and -S are for 'reel run' and 'reel replay' (debug the replay of a "
+          "recording)\n",
+          stderr);
+      return kExitBadInput;
+    }
     const u64 seed = opts.seed.value_or(random_seed());
     JournalHeader header;
     header.argv = args;

@@ -357,24 +357,27 @@ void TcpNat::send_segment(const Key& key, Connection& c, const Outgoing& out) {
     }
   }
   if (c.timestamps) f.options.timestamps = wire::TcpTimestamps{timestamp_now(), c.ts_recent};
-  std::array<u8, wire::kTcpMinHeaderSize + wire::kTcpMaxOptionsSize + kMss>
-      buffer;  // build_tcp writes it all
-  const auto size = wire::build_tcp(buffer, key.remote_ip, key.guest_ip, f, out.payload);
+  // Built behind room for the gateway's headers, so the frame is made
+  // around the segment rather than by copying it (GatewayLink).
+  std::array<u8, GatewayLink::kFrameHeadroom + wire::kTcpMinHeaderSize + wire::kTcpMaxOptionsSize + kMss>
+      frame;  // the builders write every byte that is sent
+  const auto size = wire::build_tcp(std::span(frame).subspan(GatewayLink::kFrameHeadroom), key.remote_ip,
+                                    key.guest_ip, f, out.payload);
   assert(size.has_value());
   if ((out.flags & wire::kTcpAck) != 0) {
     c.last_ack_sent = out.acknowledgment;
     const u32 edge = c.rcv_nxt + window;
     if (seq_gt(edge, c.rcv_adv)) c.rcv_adv = edge;
   }
-  to_guest(key, std::span<const u8>(buffer).first(*size));
+  to_guest(key, frame, *size);
 }
 
-void TcpNat::to_guest(const Key& key, std::span<const u8> segment) {
+void TcpNat::to_guest(const Key& key, std::span<u8> frame, std::size_t size) {
   GatewayDatagram datagram;
   datagram.source = key.remote_ip;
   datagram.destination = key.guest_ip;
   datagram.protocol = kTcpProtocol;
-  if (m_link.send_to_guest(datagram, segment))
+  if (m_link.send_to_guest_framed(datagram, frame, size))
     ++m_counters.segments_out;
   else
     ++m_counters.segments_lost;
@@ -399,10 +402,11 @@ void TcpNat::send_reset(const Key& key, u32 sequence, u32 acknowledgment, u8 fla
   f.sequence = sequence;
   f.acknowledgment = acknowledgment;
   f.flags = flags;
-  std::array<u8, wire::kTcpMinHeaderSize> buffer{};
-  const auto size = wire::build_tcp(buffer, key.remote_ip, key.guest_ip, f, {});
+  std::array<u8, GatewayLink::kFrameHeadroom + wire::kTcpMinHeaderSize> frame{};
+  const auto size = wire::build_tcp(std::span(frame).subspan(GatewayLink::kFrameHeadroom), key.remote_ip,
+                                    key.guest_ip, f, {});
   assert(size.has_value());
-  to_guest(key, std::span<const u8>(buffer).first(*size));
+  to_guest(key, frame, *size);
 }
 
 void TcpNat::reset_and_forget(Iterator it) {

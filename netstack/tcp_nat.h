@@ -365,8 +365,9 @@ class TcpNat {
   // Sends what the windows allow; returns the number of segments.
   int output(Iterator it);
   void send_segment(const Key& key, Connection& c, const Outgoing& out);
-  // Hands a built segment to the gateway, counting it sent or lost.
-  void to_guest(const Key& key, std::span<const u8> segment);
+  // Hands a segment built at frame[GatewayLink::kFrameHeadroom, + size) to
+  // the gateway, counting it sent or lost.
+  void to_guest(const Key& key, std::span<u8> frame, std::size_t size);
   void send_ack(const Key& key, Connection& c);
   void send_syn_ack(const Key& key, Connection& c);
   void send_syn(const Key& key, Connection& c);

@@ -617,15 +617,18 @@ void UserNet::send_arp_request(u32 target) {
 
 u64 UserNet::now_ns() const { return m_machine.clock().now_ns(); }
 
-bool UserNet::send_to_guest(const GatewayDatagram& d, std::span<const u8> payload) {
-  const auto mac = arp_lookup(d.destination);
+std::optional<wire::MacAddress> UserNet::guest_mac_or_ask(u32 destination) {
+  const auto mac = arp_lookup(destination);
   if (!mac) {
     // libslirp holds one packet and sends an ARP request; reel drops it and
     // asks, and the sender's own recovery (TCP retransmission) does the rest.
     ++m_counters.dropped_no_arp;
-    send_arp_request(d.destination);
-    return false;
+    send_arp_request(destination);
   }
+  return mac;
+}
+
+wire::Ipv4Fields UserNet::header_for(const GatewayDatagram& d) {
   wire::Ipv4Fields f;
   f.tos = d.tos;
   f.identification = m_ip_id++;
@@ -634,6 +637,32 @@ bool UserNet::send_to_guest(const GatewayDatagram& d, std::span<const u8> payloa
   f.protocol = d.protocol;
   f.source = d.source;
   f.destination = d.destination;
+  return f;
+}
+
+bool UserNet::send_to_guest_framed(const GatewayDatagram& d, std::span<u8> frame, std::size_t size) {
+  if (size > kMaxIpPayload || frame.size() < kFrameHeadroom + size) {
+    return send_to_guest(d, std::span<const u8>(frame).subspan(kFrameHeadroom, size));
+  }
+  const auto mac = guest_mac_or_ask(d.destination);
+  if (!mac) return false;
+  // The builders see the payload already where it belongs and leave it.
+  const auto ip_len = wire::build_ipv4(frame.subspan(kIpOffset), header_for(d),
+                                       std::span<const u8>(frame).subspan(kFrameHeadroom, size));
+  if (!ip_len) return false;
+  const auto n =
+      wire::build_ethernet(frame, *mac, mac_for(m_config.host), static_cast<u16>(wire::EtherType::ipv4),
+                           std::span<const u8>(frame).subspan(kIpOffset, *ip_len));
+  if (!n) return false;
+  ++m_counters.frames_out;
+  transmit(frame.first(*n));
+  return true;
+}
+
+bool UserNet::send_to_guest(const GatewayDatagram& d, std::span<const u8> payload) {
+  const auto mac = guest_mac_or_ask(d.destination);
+  if (!mac) return false;
+  wire::Ipv4Fields f = header_for(d);
   if (payload.size() <= kMaxIpPayload) {
     send_ipv4_frame(*mac, f, payload);
     return true;

@@ -62,6 +62,7 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   const UserNetConfig& config() const override { return m_config; }
   u64 now_ns() const override;
   bool send_to_guest(const GatewayDatagram& datagram, std::span<const u8> payload) override;
+  bool send_to_guest_framed(const GatewayDatagram& datagram, std::span<u8> frame, std::size_t size) override;
   void send_icmp_error(std::span<const u8> original, u8 type, u8 code) override;
   void wake_at(u64 deadline_ns) override;
   std::optional<HostTarget> host_target(u32 destination, u16 port) override;
@@ -170,6 +171,11 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   // Slots in table order (unused ones have ip 0).
   const std::array<ArpEntry, kArpTableSize>& arp_table() const { return m_arp; }
   std::optional<wire::MacAddress> arp_lookup(u32 ip) const;
+  // The guest's MAC for a datagram to it, or nullopt after counting the
+  // drop and sending an ARP request.
+  std::optional<wire::MacAddress> guest_mac_or_ask(u32 destination);
+  // The IPv4 header fields for a datagram (takes the next identification).
+  wire::Ipv4Fields header_for(const GatewayDatagram& d);
 
   struct LeaseInfo {
     u32 address = 0;

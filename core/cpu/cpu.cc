@@ -238,14 +238,8 @@ u32 Cpu::read_phys(u32 addr, unsigned size) {
   const u32 page = addr >> GuestMemory::kPageShift;
   const bool one_page = ((addr + size - 1) >> GuestMemory::kPageShift) == page;
   if (one_page && u64{addr} + size <= m_ram_size) {
-    const u8 flags = m_page_flags[page];
-    if (!(flags & (GuestMemory::kMmio | kDebugWatchPage))) {
-      u32 v = 0;
-      std::memcpy(&v, m_ram + addr, size);
-      return v;
-    }
-    if (!(flags & GuestMemory::kMmio)) {
-      debug_access(addr, size, false);
+    // A watched page (debugger) takes the byte loop below.
+    if (!(m_page_flags[page] & (GuestMemory::kMmio | kDebugWatchPage))) {
       u32 v = 0;
       std::memcpy(&v, m_ram + addr, size);
       return v;
@@ -270,10 +264,7 @@ void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
   if (one_page && u64{addr} + size <= m_ram_size) {
     const u8 flags = m_page_flags[page];
     if (!(flags & GuestMemory::kMmio)) {
-      if (flags) {
-        if (flags & kDebugWatchPage) debug_access(addr, size, true);
-        m_memory.note_write(addr, size);
-      }
+      if (flags) note_flagged_write(addr, size, flags);
       std::memcpy(m_ram + addr, &value, size);
       return;
     }
@@ -286,8 +277,7 @@ void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
     const u32 a = addr + i;
     const u8 byte = static_cast<u8>(value >> (8 * i));
     if (ram_at(m_page_flags, m_ram_size, a)) {
-      if (m_page_flags[a >> GuestMemory::kPageShift] & kDebugWatchPage) debug_access(a, 1, true);
-      if (m_page_flags[a >> GuestMemory::kPageShift]) m_memory.note_write(a, 1);
+      if (const u8 flags = m_page_flags[a >> GuestMemory::kPageShift]) note_flagged_write(a, 1, flags);
       m_ram[a] = byte;
     } else {
       m_mmio.write(a, 1, byte);
@@ -321,6 +311,13 @@ void Cpu::set_watchpoints(std::vector<Watchpoint> watchpoints) {
     }
   }
   update_debug_mode();
+}
+
+// Out of line so the write paths that call it stay as small as they were
+// before watchpoints: a flagged page is the rare case.
+void Cpu::note_flagged_write(u32 phys, unsigned size, u8 flags) {
+  if (flags & kDebugWatchPage) debug_access(phys, size, true);
+  m_memory.note_write(phys, size);
 }
 
 // An access to a page holding a watchpoint: the first overlapping watchpoint

@@ -332,7 +332,10 @@ class Cpu : public IntrListener {
 
   // Debugger state (not serialized: see set_breakpoints).
   CpuStop run_debug(u64 budget);
-  void debug_access(u32 phys, unsigned size, bool write);
+  [[gnu::cold, gnu::noinline]] void debug_access(u32 phys, unsigned size, bool write);
+  // The slow path of a write to a page with flags: GuestMemory::note_write,
+  // and the watchpoint check on watched pages.
+  [[gnu::noinline]] void note_flagged_write(u32 phys, unsigned size, u8 flags);
   void update_debug_mode() { m_debug = m_debug_break || !m_breakpoints.empty() || !m_watchpoints.empty(); }
   bool m_debug = false;
   bool m_debug_break = false;

@@ -442,10 +442,7 @@ struct CpuOps {
       if ((phys & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - S && phys < c.m_ram_size) {
         const u8 flags = c.m_page_flags[phys >> GuestMemory::kPageShift];
         if (!(flags & GuestMemory::kMmio)) {
-          if (flags) {
-            if (flags & Cpu::kDebugWatchPage) c.debug_access(phys, S, true);
-            c.m_memory.note_write(phys, S);
-          }
+          if (flags) c.note_flagged_write(phys, S, flags);
           std::memcpy(c.m_ram + phys, &value, S);
           return;
         }

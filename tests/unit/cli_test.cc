@@ -85,6 +85,18 @@ TEST(Cli, EmbeddedTraceReplaysWithoutItsKernel) {
   EXPECT_NE(missing.err.find("timer.elf"), std::string::npos) << missing.err;
 }
 
+TEST(Cli, RecordRefusesTheGdbStub) {
+  for (const std::vector<std::string>& debug :
+       {std::vector<std::string>{"-s"}, {"-gdb", "tcp::0"}, {"-s", "-S"}}) {
+    std::vector<std::string> args = {"record", "-o", scratch_dir() + "/gdb.reel", "-kernel",
+                                     guest_path("hello")};
+    args.insert(args.end(), debug.begin(), debug.end());
+    const ProcessResult r = run_reel(args);
+    EXPECT_EQ(r.status, 2) << debug[0];
+    EXPECT_NE(r.err.find("reel replay"), std::string::npos) << r.err;
+  }
+}
+
 // Starts reel with a pipe as stdin that stays open, so the echo guest
 // waits for input; then Ctrl-C stops the recording.
 TEST(Cli, InterruptedRecordingStillReplays) {

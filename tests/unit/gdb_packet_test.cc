@@ -102,7 +102,7 @@ TEST(GdbPacket, EscapesSpecialCharacters) {
 TEST(GdbPacket, RunLengthEncodingRoundTripsAndAvoidsHashAndDollar) {
   EXPECT_EQ(run_length_encode("0000000000"), "0*&");  // 9 repeats: 9 + 29 is '&'
   EXPECT_EQ(run_length_encode("0000000000"), "0*&");  // 9 repeats: 9 + 29 is '&'
-                     // '%' = 9 + 29...
+                                                      // '%' = 9 + 29...
   for (size_t n = 1; n < 300; ++n) {
     std::string text(n + 2, '0');
     text.front() = 'x';

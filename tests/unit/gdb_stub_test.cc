@@ -169,6 +169,28 @@ TEST(GdbStub, WatchpointStopsWhereTheGlobalIsWritten) {
   EXPECT_NE(out.find("Old value = " + std::to_string(seeded)), std::string::npos) << out;
 }
 
+TEST(GdbStub, HardwareBreakpointReadAndAccessWatchpoints) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out =
+      run_gdb(s.port, {"hbreak *main", "continue", "p/x $eip == (unsigned)&main", "delete",
+                       "rwatch *(unsigned int*)&rng_state", "continue", "p/x *(unsigned int*)&rng_state",
+                       "delete", "awatch *(unsigned int*)&rng_state", "continue", "kill"});
+  wait_process(s.proc, 10s);
+  EXPECT_NE(out.find("Hardware assisted breakpoint 1"), std::string::npos) << out;
+  EXPECT_EQ(gdb_value(out, 1).value_or(0), 1u) << out;
+  // The first read after main starts sees the seeded value...
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("Hardware read watchpoint 2: [^\n]*\n\nValue = ([0-9]+)")))
+      << out;
+  const unsigned long seen = std::stoul(m[1]);
+  EXPECT_NE(seen, 0u);
+  EXPECT_EQ(gdb_value(out, 2).value_or(0), seen) << out;
+  // ...and the next access is the write of the first rng() result.
+  EXPECT_NE(out.find("Old value = " + std::to_string(seen) + "\nNew value = "), std::string::npos) << out;
+}
+
 TEST(GdbStub, MonitorCommandsAndRefusedWritesInReplay) {
   REQUIRE_GDB();
   StubProcess s = start_replay_stub();
