@@ -26,6 +26,7 @@
 #include "harness/session.h"
 #include "replay/journal.h"
 #include "replay/replaying_host_io.h"
+#include "replay/snapshot.h"
 
 namespace reel {
 
@@ -212,6 +213,13 @@ struct GdbStub::Impl {
   }
 
   bool replaying() const { return config.replay != nullptr; }
+  bool reversible() const { return config.snapshots != nullptr; }
+
+  // Every forward run goes through the snapshot store when there is one,
+  // so the history it keeps covers wherever the machine has been.
+  std::optional<RunEnd> run_to(u64 icount) {
+    return config.snapshots ? config.snapshots->run_until(icount) : m.run_until(icount);
+  }
 
   void listen() {
     addrinfo hints{};
@@ -478,6 +486,160 @@ struct GdbStub::Impl {
     return "T05" + thread_suffix();
   }
 
+  // ---- reverse execution (replay with snapshots)
+  //
+  // Where a stop leaves the machine, as an instruction count (icount N
+  // means N instructions have retired):
+  //  - a breakpoint at N: before instruction N+1 runs, after an interrupt
+  //    the CPU delivered there (its handler's first instruction can be the
+  //    breakpoint);
+  //  - a forward watchpoint stop at N: just after the instruction that
+  //    wrote (it retired as instruction N), the new value in memory;
+  //  - a reverse watchpoint stop: just before that instruction, at N-1,
+  //    the old value in memory. This is where gdb expects a reverse
+  //    watchpoint (as its own record-full target does): it compares the
+  //    value there with the one it saw last and reports "Old value" (after
+  //    the write) and "New value" (before it). Stopping after the write
+  //    instead would show gdb an unchanged value, and it would carry on to
+  //    the write before;
+  //  - stepi, reverse-stepi and `monitor seek` move one instruction count
+  //    (N+1, N-1) or to the count asked, before any interrupt delivery at
+  //    that count: reverse-stepi from a forward watchpoint stop lands on
+  //    the reverse watchpoint stop of the same write, and stepi from there
+  //    comes back to it.
+
+  // A debugger stop a reverse-continue scan saw: where it goes back to.
+  struct Hit {
+    u64 icount = 0;  // the stop point, as above
+    Cpu::DebugStop stop;
+  };
+
+  // Moves to `target` with breakpoints and watchpoints off (a stop on the
+  // way is not one the user asked for), then puts them back. A restore
+  // keeps the CPU's watched-page flag (GuestMemory::restore_page clears
+  // only its own bits, and no snapshot holds page flags), but setting the
+  // watchpoints again costs nothing and does not depend on it.
+  std::optional<RunEnd> seek_quiet(u64 target) {
+    m.cpu().set_breakpoints({});
+    m.cpu().set_watchpoints({});
+    std::optional<RunEnd> r;
+    if (end || target < m.clock().icount()) {
+      if (!restore_before(target)) {
+        sync_cpu();
+        return end;  // cannot happen: the store holds icount 0
+      }
+      end.reset();  // a restore brings an ended replay back
+    }
+    r = config.snapshots->run_until(target);
+    (void)m.cpu().take_debug_stop();
+    sync_cpu();
+    return r;
+  }
+
+  // Reverse steps come in runs (gdb's reverse-stepi, and reverse-step and
+  // reverse-next, which step back one instruction at a time through a
+  // line): each would run up to a whole interval forward from the store's
+  // snapshot. A few snapshots of our own, every kNearSpacing instructions
+  // on the way, make the next steps back run at most that far. The history
+  // of a replay never changes, so they stay valid; the oldest used goes.
+  static constexpr u64 kNearSpacing = u64{1} << 16;
+  static constexpr size_t kNearKept = 8;
+  std::vector<std::shared_ptr<const Snapshot>> near;  // least recently used first
+
+  // Restores the latest snapshot at or before `target`, the store's or a
+  // near one, and leaves a near one within kNearSpacing of `target`.
+  // Breakpoints and watchpoints must be off.
+  bool restore_before(u64 target) {
+    SnapshotStore& store = *config.snapshots;
+    std::shared_ptr<const Snapshot> best = store.at_or_before(target);
+    auto used = near.end();
+    for (auto it = near.begin(); it != near.end(); ++it) {
+      if ((*it)->icount <= target && (!best || (*it)->icount > best->icount)) {
+        best = *it;
+        used = it;
+      }
+    }
+    if (!best) return false;
+    store.snapshotter().restore(best);
+    if (used != near.end()) std::rotate(used, used + 1, near.end());
+    const u64 from = best->icount;
+    if (target - from >= kNearSpacing) {
+      const u64 at = from + (target - from) / kNearSpacing * kNearSpacing;
+      if (!store.run_until(at) && m.clock().icount() == at) {
+        (void)m.cpu().take_debug_stop();
+        near.push_back(store.snapshotter().capture());
+        if (near.size() > kNearKept) near.erase(near.begin());
+      }
+    }
+    return true;
+  }
+
+  std::string history_begin() { return "T05replaylog:begin;" + thread_suffix(); }
+
+  std::string reverse_step() {
+    const u64 now = m.clock().icount();
+    if (now == 0 && !end) return history_begin();
+    if (const std::optional<RunEnd> r = seek_quiet(now == 0 ? 0 : now - 1)) {
+      end = r;
+      return exit_reply();
+    }
+    return "T05" + thread_suffix();
+  }
+
+  // The last breakpoint or watchpoint hit before the current point: scans
+  // one snapshot interval at a time backwards, re-running it forward from
+  // its snapshot with the debugger's stops on and remembering each (none is
+  // reported), then goes to the last one found. Stops are continued from
+  // as a forward `continue` would (Cpu::debug_resume), so the scan sees
+  // exactly the hits forward runs report.
+  std::string reverse_continue() {
+    SnapshotStore& store = *config.snapshots;
+    u64 hi = m.clock().icount();
+    // Nothing to hit: straight to the start, without scanning the history.
+    if (sw_breaks.empty() && hw_breaks.empty() && watches.empty()) hi = 0;
+    while (hi > 0) {
+      const std::shared_ptr<const Snapshot> snap = store.at_or_before(hi - 1);
+      if (!snap) break;
+      store.snapshotter().restore(snap);
+      end.reset();
+      sync_cpu();
+      std::optional<Hit> last;
+      for (;;) {
+        const std::optional<RunEnd> ran = m.run_until(hi);
+        const Cpu::DebugStop s = m.cpu().take_debug_stop();
+        if (ran || s.kind == Cpu::DebugStopKind::none) break;
+        if (s.kind == Cpu::DebugStopKind::break_request) {
+          // Ctrl-C during a long scan: stop where the scan is.
+          m.cpu().clear_debug_break();
+          return "T02" + thread_suffix();
+        }
+        const bool watch = s.kind != Cpu::DebugStopKind::breakpoint;
+        const u64 at = m.clock().icount() - (watch ? 1 : 0);
+        if (at >= hi) break;
+        last = Hit{at, s};
+        m.cpu().debug_resume();
+      }
+      if (last) return go_to_hit(*last);
+      hi = snap->icount;
+    }
+    seek_quiet(0);
+    return history_begin();
+  }
+
+  std::string go_to_hit(const Hit& h) {
+    seek_quiet(h.icount);
+    if (h.stop.kind == Cpu::DebugStopKind::breakpoint) {
+      // Arrive as the forward stop did: with the breakpoints on and no
+      // skip, the next instruction stops on the same breakpoint after any
+      // interrupt delivered at this count.
+      const std::optional<RunEnd> ran = m.run_until(h.icount + 1);
+      const Cpu::DebugStop s = m.cpu().take_debug_stop();
+      if (ran || s.kind != Cpu::DebugStopKind::breakpoint || m.clock().icount() != h.icount)
+        seek_quiet(h.icount);
+    }
+    return stop_for(h.stop);
+  }
+
   // ---- monitor commands (qRcmd)
 
   std::string cmd_when() {
@@ -528,11 +690,18 @@ struct GdbStub::Impl {
     errno = 0;
     const unsigned long long target = std::strtoull(arg.c_str(), &endp, 0);
     if (arg.empty() || *endp || errno) return "seek: expected an instruction count, got '" + arg + "'\n";
-    if (end) return "seek: the run has ended\n";
     const u64 now = m.clock().icount();
+    if (end && !(reversible() && target < now)) return "seek: the run has ended\n";
     if (seek_hook) {
       const std::string error = seek_hook(target);
       if (!error.empty()) return "seek: " + error + "\n";
+    } else if (reversible()) {
+      if (const std::optional<RunEnd> r = seek_quiet(target)) {
+        end = r;
+        stop_reply = exit_reply();
+        return "seek: the run ended at icount " + std::to_string(r->icount) + " (" + describe_end(*r) + ")\n";
+      }
+      stop_reply = "T05" + thread_suffix();
     } else if (target < now) {
       return "seek: going back is not yet supported (it needs the snapshots of reverse execution)\n";
     } else {
@@ -551,6 +720,16 @@ struct GdbStub::Impl {
     return "now at icount " + std::to_string(m.clock().icount()) + "\n";
   }
 
+  std::string cmd_snapshots() {
+    if (!config.snapshots) return "snapshots: only in replay (reverse execution)\n";
+    const SnapshotStore& st = *config.snapshots;
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "%zu snapshots, one every %" PRIu64 " instructions, %" PRIu64 " bytes held\n", st.count(),
+                  st.interval(), st.bytes_held());
+    return buf;
+  }
+
   std::string monitor_command(const std::string& line) {
     const auto w = split_words(line);
     if (w.empty() || w[0] == "help") {
@@ -560,7 +739,8 @@ struct GdbStub::Impl {
              "info usernet    -- the user-mode networks' forwards and leases\n"
              "when            -- instruction count and virtual time\n"
              "journal         -- the previous and next journal events (replay)\n"
-             "seek ICOUNT     -- run to an instruction count\n";
+             "seek ICOUNT     -- go to an instruction count (back too, in replay)\n"
+             "snapshots       -- the reverse-execution history: count, interval, memory\n";
     }
     if (w[0] == "info" && w.size() == 2) {
       if (w[1] == "network") return monitor->info_network();
@@ -571,6 +751,7 @@ struct GdbStub::Impl {
     if (w[0] == "when" && w.size() == 1) return cmd_when();
     if (w[0] == "journal" && w.size() == 1) return cmd_journal();
     if (w[0] == "seek" && w.size() == 2) return cmd_seek(w[1]);
+    if (w[0] == "snapshots" && w.size() == 1) return cmd_snapshots();
     return "unknown command: '" + line + "' (try 'monitor help')\n";
   }
 
@@ -638,6 +819,12 @@ struct GdbStub::Impl {
         }
         resume = c == 'c' ? Resume::cont : Resume::step;
         return {};
+      case 'b':
+        // Reverse execution: answered here (the machine moves back and
+        // stops at once), never through run()'s forward loop.
+        if (!reversible() || (p != "bs" && p != "bc")) return {};
+        stop_reply = p == "bs" ? reverse_step() : reverse_continue();
+        return stop_reply;
       case 'D':
         resume = Resume::detach;
         return "OK";
@@ -652,10 +839,11 @@ struct GdbStub::Impl {
         break;
     }
     if (p == "qSupported" || p.starts_with("qSupported:")) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf,
-                    "PacketSize=%zx;qXfer:features:read+;QStartNoAckMode+;vContSupported+;swbreak+;hwbreak+",
-                    gdb::kMaxPacket);
+      char buf[200];
+      std::snprintf(
+          buf, sizeof buf,
+          "PacketSize=%zx;qXfer:features:read+;QStartNoAckMode+;vContSupported+;swbreak+;hwbreak+%s",
+          gdb::kMaxPacket, reversible() ? ";ReverseStep+;ReverseContinue+" : "");
       return buf;
     }
     if (p == "QStartNoAckMode") {
@@ -693,7 +881,7 @@ struct GdbStub::Impl {
       const auto bytes = gdb::from_hex(std::string_view(p).substr(6));
       if (!bytes) return "E00";
       std::string out = monitor_command(std::string(bytes->begin(), bytes->end()));
-      if (out.empty()) out = "\n";
+      if (out.empty()) out.push_back('\n');
       return gdb::to_hex(out);
     }
     return {};
@@ -742,6 +930,9 @@ struct GdbStub::Impl {
   RunEnd run(const std::atomic<bool>* flag) {
     stop_flag = flag;
     m.set_stop_flag(flag);
+    // The start of history: a debugger stopped before the first instruction
+    // (-S) can already step back to it.
+    if (config.snapshots) config.snapshots->capture();
     m.set_boundary_hook([this] { on_boundary(); });
     bool stopped = false;
     if (config.wait_for_client) {
@@ -782,8 +973,7 @@ struct GdbStub::Impl {
         attached_during_run = false;
         m.cpu().clear_debug_break();
         m.cpu().debug_resume();
-        const std::optional<RunEnd> ran =
-            r == Resume::step ? m.run_until(m.clock().icount() + 1) : m.run_until(kNever);
+        const std::optional<RunEnd> ran = r == Resume::step ? run_to(m.clock().icount() + 1) : run_to(kNever);
         const Cpu::DebugStop s = m.cpu().take_debug_stop();
         m.cpu().clear_debug_break();
         stopped = true;
@@ -800,7 +990,7 @@ struct GdbStub::Impl {
       if (end) return *end;
       // No debugger, or it just attached: run until it stops the machine.
       attached_during_run = false;
-      const std::optional<RunEnd> ran = m.run_until(kNever);
+      const std::optional<RunEnd> ran = run_to(kNever);
       const Cpu::DebugStop s = m.cpu().take_debug_stop();
       m.cpu().clear_debug_break();
       if (ran) {

@@ -7,6 +7,12 @@
 // Breakpoints never write to guest memory, so a replay under gdb computes
 // exactly what the recording did.
 //
+// In replay the run goes through periodic snapshots (replay/snapshot.h),
+// and gdb can go back: reverse-stepi ('bs'), reverse-continue ('bc', back
+// to the last breakpoint or watchpoint hit) and `monitor seek` to an earlier
+// count; see "reverse execution" in gdb_stub.cc for where each stop leaves
+// the machine.
+//
 // In replay, anything that would change the recorded future (register and
 // memory writes, "continue at ADDR") is refused with an error reply and a
 // line on stderr saying why, rather than detaching the session from the
@@ -27,6 +33,7 @@ namespace reel {
 class PcBoard;
 class JournalReader;
 class ReplayingHostIO;
+class SnapshotStore;
 
 class GdbStub {
  public:
@@ -36,10 +43,15 @@ class GdbStub {
     // Replay: writes are refused, `journal` lists events.
     const JournalReader* journal = nullptr;
     const ReplayingHostIO* replay = nullptr;
+    // Replay: the run goes through these periodic snapshots, which makes
+    // reverse execution possible (bs, bc, `monitor seek` backwards; only
+    // then are ReverseStep+ and ReverseContinue+ advertised). Null: forward
+    // only.
+    SnapshotStore* snapshots = nullptr;
   };
-  // Moves the machine to `icount` (before the current point too, once
-  // snapshots exist: the reverse-execution hook). Returns an empty string on
-  // success or why it cannot.
+  // Moves the machine to `icount` for `monitor seek`, replacing the stub's
+  // own (forward only without snapshots, both ways with them). Returns an
+  // empty string on success or why it cannot.
   using SeekHook = std::function<std::string(u64 icount)>;
 
   // Opens the listening socket and says where on stderr ("reel: gdb:

@@ -10,6 +10,7 @@
 #include "harness/verbs.h"
 #include "replay/journal.h"
 #include "replay/replaying_host_io.h"
+#include "replay/snapshot.h"
 
 namespace reel {
 
@@ -94,13 +95,20 @@ int verb_replay(const std::vector<std::string>& args) {
         PcBoard board(opts, host, journal.header().seed);
         // On a terminal, a long replay says how far it is.
         ProgressLine progress("replay");
+        // Under gdb the replay keeps periodic snapshots for reverse
+        // execution: a reverse step restores the one before and runs at
+        // most an interval forward (2^22 instructions: tens of
+        // milliseconds); the byte budget thins them on long sessions.
+        std::unique_ptr<SnapshotStore> snapshots;
         // Under gdb the stub owns the loop (and the boundary hook).
         std::unique_ptr<GdbStub> stub;
         if (gdb) {
-          stub = std::make_unique<GdbStub>(
-              board,
-              GdbStub::Config{
-                  .address = *gdb, .wait_for_client = wait_for_gdb, .journal = &journal, .replay = &host});
+          snapshots = std::make_unique<SnapshotStore>(board.machine(), &host, SnapshotStore::Policy{});
+          stub = std::make_unique<GdbStub>(board, GdbStub::Config{.address = *gdb,
+                                                                  .wait_for_client = wait_for_gdb,
+                                                                  .journal = &journal,
+                                                                  .replay = &host,
+                                                                  .snapshots = snapshots.get()});
         }
         if (progress.enabled() && !stub) {
           board.machine().set_boundary_hook([&] {

@@ -173,12 +173,20 @@ ChannelId ReplayingHostIO::open_console(const ConsoleSpec& spec) {
 }
 
 void ReplayingHostIO::console_write(ChannelId channel, std::span<const u8> bytes) {
-  m_consoles.write(channel, bytes);
-  if (channel < m_console_digests.size()) {
-    ReplayCursor::ConsoleDigest& d = m_console_digests[channel];
-    XXH3_64bits_update(&d.state, bytes.data(), bytes.size());
-    d.total += bytes.size();
+  if (channel >= m_console_digests.size()) {
+    m_consoles.write(channel, bytes);
+    return;
   }
+  ReplayCursor::ConsoleDigest& d = m_console_digests[channel];
+  // After a snapshot restore (reverse execution under gdb) the machine runs
+  // again through output it already showed, and computes the same bytes:
+  // only those past what was shown are written out.
+  if (m_shown.size() <= channel) m_shown.resize(channel + 1, 0);
+  const u64 seen = m_shown[channel] > d.total ? std::min<u64>(m_shown[channel] - d.total, bytes.size()) : 0;
+  if (seen < bytes.size()) m_consoles.write(channel, bytes.subspan(seen));
+  m_shown[channel] = std::max<u64>(m_shown[channel], d.total + bytes.size());
+  XXH3_64bits_update(&d.state, bytes.data(), bytes.size());
+  d.total += bytes.size();
 }
 
 ReplayCursor ReplayingHostIO::cursor() const {

@@ -113,6 +113,9 @@ class ReplayingHostIO : public HostIO {
   std::function<u64()> m_hasher;
   LiveConsoles m_consoles;  // output only: the digests checked are m_console_digests
   std::vector<ReplayCursor::ConsoleDigest> m_console_digests;
+  // Console bytes written out so far, by channel: not part of the cursor, so
+  // a restore does not show the same output twice.
+  std::vector<u64> m_shown;
   size_t m_next = 0;        // next journal event
   size_t m_next_async = 0;  // cache: first event at or after m_next the loop stops for
   size_t m_next_input = 0;  // next entry of the header's input table

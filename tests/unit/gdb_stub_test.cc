@@ -205,7 +205,8 @@ TEST(GdbStub, MonitorCommandsAndRefusedWritesInReplay) {
   EXPECT_NE(out.find("next     #"), std::string::npos) << out;
   EXPECT_NE(out.find("pit:\n"), std::string::npos) << out;
   EXPECT_NE(out.find("icount 1000\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("going back is not yet supported"), std::string::npos) << out;
+  // Back through the snapshots of reverse execution.
+  EXPECT_NE(out.find("now at icount 10\n"), std::string::npos) << out;
   // Writes are refused; the registers and memory keep their values.
   EXPECT_NE(r.err.find("refused to write register eax: this is a replay"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("refused to write guest memory"), std::string::npos) << r.err;
@@ -398,6 +399,222 @@ TEST(GdbStub, AttachingToARunningGuestStopsIt) {
   c.send_text(gdb::frame_packet("k"));
   const ProcessResult r = wait_process(s.proc, 10s);
   EXPECT_NE(r.err.find("killed the session"), std::string::npos) << r.err;
+}
+
+// ---- reverse execution (replay: snapshots under the stub)
+
+// Every "icount N" answer of `monitor when`, in order.
+std::vector<unsigned long> when_counts(const std::string& out) {
+  const std::regex when("icount ([0-9]+)\nvirtual time");
+  std::vector<unsigned long> counts;
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), when); it != std::sregex_iterator(); ++it)
+    counts.push_back(std::stoul((*it)[1]));
+  return counts;
+}
+
+// The register block of each `info registers` in order.
+std::vector<std::string> register_dumps(const std::string& out) {
+  std::vector<std::string> dumps;
+  for (size_t at = out.find("eax            "); at != std::string::npos;
+       at = out.find("eax            ", at + 1)) {
+    const size_t stop = out.find("gs             ", at);
+    dumps.push_back(out.substr(at, out.find('\n', stop) - at));
+  }
+  return dumps;
+}
+
+TEST(GdbStub, ReverseStepiReturnsToTheSameStateAndStopsAtTheStartOfHistory) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out =
+      run_gdb(s.port, {"reverse-stepi", "monitor when", "break *main", "continue", "info registers",
+                       "monitor when", "stepi", "stepi", "monitor when", "reverse-stepi", "reverse-stepi",
+                       "info registers", "monitor when", "kill"});
+  wait_process(s.proc, 10s);
+  // At icount 0 there is nothing before.
+  EXPECT_NE(out.find("No more reverse-execution history."), std::string::npos) << out;
+  const auto counts = when_counts(out);
+  ASSERT_EQ(counts.size(), 4u) << out;
+  EXPECT_EQ(counts[0], 0u);
+  EXPECT_GT(counts[1], 1000u);
+  EXPECT_EQ(counts[2], counts[1] + 2);
+  EXPECT_EQ(counts[3], counts[1]);
+  // Two steps forward and two back: every register as it was at main.
+  const auto dumps = register_dumps(out);
+  ASSERT_EQ(dumps.size(), 2u) << out;
+  EXPECT_EQ(dumps[0], dumps[1]);
+  EXPECT_NE(dumps[1].find("<main>"), std::string::npos) << dumps[1];
+}
+
+TEST(GdbStub, ReverseContinueStopsAtTheLastBreakpointHit) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  // printf runs once early and several times ~6M instructions later: the
+  // way back crosses snapshot intervals.
+  const std::string out =
+      run_gdb(s.port, {"break printf", "continue", "monitor when", "continue", "monitor when", "continue",
+                       "monitor when", "reverse-continue", "monitor when", "reverse-continue", "monitor when",
+                       "reverse-continue", "monitor when", "continue", "monitor when", "kill"});
+  wait_process(s.proc, 10s);
+  const auto c = when_counts(out);
+  ASSERT_EQ(c.size(), 7u) << out;
+  EXPECT_LT(c[0], c[1]);
+  EXPECT_LT(c[1], c[2]);
+  EXPECT_GT(c[1] - c[0], 1000000u);
+  // Back: the second hit, the first, then the start of history (no hit before it)...
+  EXPECT_EQ(c[3], c[1]);
+  EXPECT_EQ(c[4], c[0]);
+  EXPECT_EQ(c[5], 0u);
+  EXPECT_NE(out.find("No more reverse-execution history."), std::string::npos) << out;
+  // ...and forward again from there, the first hit as the first time.
+  EXPECT_EQ(c[6], c[0]);
+  size_t hits = 0;
+  for (size_t at = out.find("Breakpoint 1, 0x"); at != std::string::npos;
+       at = out.find("Breakpoint 1, 0x", at + 1))
+    ++hits;
+  EXPECT_EQ(hits, 6u) << out;
+}
+
+TEST(GdbStub, ReverseContinueWithAWatchpointStopsWhereTheGlobalWasWritten) {
+  REQUIRE_GDB();
+  StubProcess s = start_replay_stub();
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out = run_gdb(s.port, {"watch *(unsigned int*)&rng_state", "continue", "monitor when",
+                                           "continue", "monitor when", "p *(unsigned int*)&rng_state",
+                                           "reverse-continue", "monitor when", "p *(unsigned int*)&rng_state",
+                                           "stepi", "monitor when", "p *(unsigned int*)&rng_state", "kill"});
+  wait_process(s.proc, 10s);
+  // Forward: 0 -> v1, then v1 -> v2.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("Old value = 0\nNew value = ([0-9]+)"))) << out;
+  const std::string v1 = m[1];
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("Old value = " + v1 + "\nNew value = ([0-9]+)"))) << out;
+  const std::string v2 = m[1];
+  // Back: stopped just before the write of v2, which gdb reports as the
+  // change from v2 (after) to v1 (before); memory holds v1 there.
+  EXPECT_NE(out.find("Old value = " + v2 + "\nNew value = " + v1), std::string::npos) << out;
+  const auto c = when_counts(out);
+  ASSERT_EQ(c.size(), 4u) << out;
+  EXPECT_EQ(c[2] + 1, c[1]);
+  EXPECT_EQ(c[3], c[1]);
+  EXPECT_EQ(std::to_string(gdb_value(out, 1).value_or(0)), v2);
+  EXPECT_EQ(std::to_string(gdb_value(out, 2).value_or(0)), v1);
+  // One instruction on: the write again, the forward stop's count and value.
+  EXPECT_EQ(std::to_string(gdb_value(out, 3).value_or(0)), v2);
+}
+
+TEST(GdbStub, ReverseExecutionIsNotOfferedLive) {
+  REQUIRE_GDB();
+  std::vector<std::string> argv = {reel_binary(), "run", "-gdb", "tcp::0", "-S"};
+  for (const auto& a : guest_args("1")) argv.push_back(a);
+  StubProcess s = start_stub(argv);
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  const std::string out =
+      run_gdb(s.port, {"stepi", "stepi", "reverse-stepi", "reverse-continue", "monitor when", "kill"});
+  wait_process(s.proc, 10s);
+  EXPECT_NE(out.find("does not support this command"), std::string::npos) << out;
+  const auto c = when_counts(out);
+  ASSERT_EQ(c.size(), 1u) << out;
+  EXPECT_EQ(c[0], 2u);
+}
+
+TEST(GdbStub, ReverseFeaturesAdvertisedOnlyInReplay) {
+  for (const bool replay : {true, false}) {
+    std::vector<std::string> argv = {reel_binary()};
+    if (replay) {
+      argv.insert(argv.end(), {"replay", recorded_journal(), "-gdb", "tcp::0", "-S"});
+    } else {
+      argv.insert(argv.end(), {"run", "-gdb", "tcp::0", "-S"});
+      for (const auto& a : guest_args("1")) argv.push_back(a);
+    }
+    StubProcess s = start_stub(argv);
+    ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+    RawClient c(s.port);
+    ASSERT_GE(c.fd, 0);
+    c.send_text(gdb::frame_packet("qSupported:swbreak+"));
+    const std::string sup = c.read_until("#", 2s);
+    EXPECT_EQ(sup.find("ReverseStep+;ReverseContinue+") != std::string::npos, replay) << sup;
+    c.buf.clear();
+    // At icount 0 a reverse step reports the start of history; live, bs is unknown.
+    c.send_text(gdb::frame_packet("bs"));
+    const std::string bs = c.read_until("#", 2s);
+    if (replay) {
+      EXPECT_NE(bs.find("$T05replaylog:begin;thread:1;#"), std::string::npos) << bs;
+    } else {
+      EXPECT_NE(bs.find("$#00"), std::string::npos) << bs;
+    }
+    c.buf.clear();
+    c.send_text(gdb::frame_packet("k"));
+    wait_process(s.proc, 10s);
+  }
+}
+
+// A monitor command over a raw client: the decoded answer.
+std::string raw_monitor(RawClient& c, const std::string& command) {
+  c.buf.clear();
+  c.send_text(gdb::frame_packet("qRcmd," + gdb::to_hex(std::string_view(command))));
+  const std::string r = c.read_until("#", 30s);
+  const size_t dollar = r.find('$'), hash = r.find('#', dollar);
+  if (dollar == std::string::npos || hash == std::string::npos) return {};
+  const auto text = gdb::from_hex(r.substr(dollar + 1, hash - dollar - 1));
+  c.buf.clear();
+  return text ? std::string(text->begin(), text->end()) : std::string();
+}
+
+// One raw packet, its reply payload.
+std::string raw_packet(RawClient& c, const std::string& payload) {
+  c.buf.clear();
+  c.send_text(gdb::frame_packet(payload));
+  const std::string r = c.read_until("#", 30s);
+  const size_t dollar = r.find('$'), hash = r.find('#', dollar);
+  c.buf.clear();
+  if (dollar == std::string::npos || hash == std::string::npos) return "(no reply)";
+  return r.substr(dollar + 1, hash - dollar - 1);
+}
+
+// After the end, going back brings the replay to life: it runs to the same
+// end again, still checked against the journal.
+void back_from_the_end_and_forward_again(const std::string& journal, ProcessResult& result) {
+  StubProcess s = start_stub({reel_binary(), "replay", journal, "-gdb", "tcp::0", "-S"});
+  ASSERT_GT(s.port, 0) << read_text(s.proc.err_path);
+  RawClient c(s.port);
+  ASSERT_GE(c.fd, 0);
+  EXPECT_EQ(raw_packet(c, "c"), "W01");
+  EXPECT_EQ(raw_monitor(c, "seek 6000000"), "now at icount 6000000\n");
+  EXPECT_EQ(raw_packet(c, "bs"), "T05thread:1;");
+  EXPECT_EQ(raw_monitor(c, "when").substr(0, 15), "icount 5999999\n");
+  EXPECT_NE(raw_monitor(c, "snapshots").find(" snapshots, one every 4194304 instructions, "),
+            std::string::npos);
+  EXPECT_EQ(raw_packet(c, "c"), "W01");
+  c.send_text(gdb::frame_packet("k"));
+  result = wait_process(s.proc, 10s);
+}
+
+TEST(GdbStub, BackFromTheEndOfAReplayAndForwardAgain) {
+  ProcessResult r;
+  back_from_the_end_and_forward_again(recorded_journal(), r);
+  EXPECT_NE(r.err.find("replay verified"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("end kind=guest_exit status=1"), std::string::npos) << r.err;
+  EXPECT_EQ(r.status, 1) << r.err;
+}
+
+// Needs ReplayingHostIO to write only console bytes past those already
+// shown (a restore re-runs output): enable it with that change.
+TEST(GdbStub, ConsoleOutputIsShownOnceAcrossReverseMoves) {
+  const std::string j = scratch_dir() + "/gdb_compute_stdio.reel";
+  std::vector<std::string> argv = {reel_binary(), "record", "-o", j};
+  for (auto a : guest_args("1")) argv.push_back(a == "none" ? "stdio" : a);
+  ASSERT_EQ(run_process(argv).status, 1);
+  ProcessResult r;
+  back_from_the_end_and_forward_again(j, r);
+  EXPECT_EQ(r.status, 1) << r.err;
+  size_t shown = 0;
+  for (size_t at = r.out.find("checksum"); at != std::string::npos; at = r.out.find("checksum", at + 1))
+    ++shown;
+  EXPECT_EQ(shown, 1u) << r.out;
+  EXPECT_EQ(r.out.find("compute: 1 iterations\r\n"), 0u) << r.out;
 }
 
 }  // namespace
