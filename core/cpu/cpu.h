@@ -9,8 +9,8 @@
 // core/cpu/cpu_exec.cc, which decodes from guest memory each time.
 
 #include <array>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -332,6 +332,7 @@ class Cpu : public IntrListener {
 
   // Debugger state (not serialized: see set_breakpoints).
   CpuStop run_debug(u64 budget);
+  bool take_interrupt(bool& inhibited);
   [[gnu::cold, gnu::noinline]] void debug_access(u32 phys, unsigned size, bool write);
   // The slow path of a write to a page with flags: GuestMemory::note_write,
   // and the watchpoint check on watched pages.

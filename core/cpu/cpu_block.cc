@@ -1044,6 +1044,29 @@ bool Cpu::execute(u64 limit) {
   return true;
 }
 
+// Between instructions: ends the interrupt shadow and delivers a pending
+// interrupt if IF allows. `inhibited` tells the caller the shadow covered
+// this point. False when the delivery faulted into a shutdown. Shared by
+// run() and run_debug(); inlined, as it sits on the hot path.
+inline bool Cpu::take_interrupt(bool& inhibited) {
+  // The interrupt shadow of STI / MOV SS / POP SS covers one instruction.
+  inhibited = m_inhibit;
+  m_inhibit = false;
+  // IF is never part of the lazy flags, so m_eflags has it.
+  if (m_intr_line && !inhibited && (m_eflags & cpu_flags::kIF) && m_pic) {
+    m_halted = false;
+    const u8 vector = m_pic->acknowledge();
+    m_insn_start = m_eip;
+    try {
+      deliver(vector, false, false, 0, m_eip);
+    } catch (const Fault& f) {
+      if (!handle_fault(f)) return false;
+    }
+    if (m_block_hook && m_block_open) note_block(m_seg[CS].base + m_eip, m_seg[CS].base + m_eip, true);
+  }
+  return true;
+}
+
 CpuStop Cpu::run(u64 budget) {
   if (m_debug) [[unlikely]]
     return run_debug(budget);
@@ -1051,21 +1074,8 @@ CpuStop Cpu::run(u64 budget) {
   const u64 end = icount + budget;
   if (m_halted && !interrupt_ready()) return CpuStop::halted;
   while (icount < end) {
-    // The interrupt shadow of STI / MOV SS / POP SS covers one instruction.
-    const bool inhibited = m_inhibit;
-    m_inhibit = false;
-    // IF is never part of the lazy flags, so m_eflags has it.
-    if (m_intr_line && !inhibited && (m_eflags & cpu_flags::kIF) && m_pic) {
-      m_halted = false;
-      const u8 vector = m_pic->acknowledge();
-      m_insn_start = m_eip;
-      try {
-        deliver(vector, false, false, 0, m_eip);
-      } catch (const Fault& f) {
-        if (!handle_fault(f)) return CpuStop::shutdown;
-      }
-      if (m_block_hook && m_block_open) note_block(m_seg[CS].base + m_eip, m_seg[CS].base + m_eip, true);
-    }
+    bool inhibited;
+    if (!take_interrupt(inhibited)) return CpuStop::shutdown;
     if (m_halted) return CpuStop::halted;
     // Blocks end at every instruction that can change IF or the shadow, and
     // an INTR change stops them (m_attention), so checking between blocks
@@ -1098,19 +1108,8 @@ CpuStop Cpu::run_debug(u64 budget) {
   u32 last = m_debug_skip ? m_seg[CS].base + m_eip : ~0u;
   m_debug_skip = false;
   while (icount < end) {
-    const bool inhibited = m_inhibit;
-    m_inhibit = false;
-    if (m_intr_line && !inhibited && (m_eflags & cpu_flags::kIF) && m_pic) {
-      m_halted = false;
-      const u8 vector = m_pic->acknowledge();
-      m_insn_start = m_eip;
-      try {
-        deliver(vector, false, false, 0, m_eip);
-      } catch (const Fault& f) {
-        if (!handle_fault(f)) return CpuStop::shutdown;
-      }
-      if (m_block_hook && m_block_open) note_block(m_seg[CS].base + m_eip, m_seg[CS].base + m_eip, true);
-    }
+    bool inhibited;
+    if (!take_interrupt(inhibited)) return CpuStop::shutdown;
     if (m_halted) return CpuStop::halted;
     const u32 lin = m_seg[CS].base + m_eip;
     if (lin != last && std::binary_search(m_breakpoints.begin(), m_breakpoints.end(), lin)) {
