@@ -17,7 +17,8 @@ GuestMemory::GuestMemory(u32 bytes) {
   const std::vector<u8> zero(kPageSize, 0);
   m_page_hash.assign(pages, XXH3_64bits(zero.data(), zero.size()));
   m_flags.assign(pages, kHashClean);
-  for (u32 p = kVgaHoleStart >> kPageShift; p < (kVgaHoleEnd >> kPageShift) && p < pages; ++p) m_flags[p] |= kMmio;
+  for (u32 p = kVgaHoleStart >> kPageShift; p < (kVgaHoleEnd >> kPageShift) && p < pages; ++p)
+    m_flags[p] |= kMmio;
 }
 
 bool GuestMemory::is_ram(u64 addr, u64 len) const {
@@ -38,6 +39,21 @@ void GuestMemory::note_write(u32 addr, u32 len) {
       f &= static_cast<u8>(~kHasCode);
       if (m_code_listener) m_code_listener(p);
     }
+    if (f & kPageTable) {
+      f &= static_cast<u8>(~kPageTable);
+      if (m_page_table_listener) m_page_table_listener();
+    }
+  }
+}
+
+void GuestMemory::note_page_table_update(u32 addr) {
+  if (addr >= m_size) return;
+  const u32 p = addr >> kPageShift;
+  u8& f = m_flags[p];
+  f &= static_cast<u8>(~(kHashClean | kSnapshotClean));
+  if (f & kHasCode) {
+    f &= static_cast<u8>(~kHasCode);
+    if (m_code_listener) m_code_listener(p);
   }
 }
 
@@ -69,6 +85,10 @@ void GuestMemory::mark_all_dirty() {
     if (m_flags[p] & kHasCode) {
       m_flags[p] &= static_cast<u8>(~kHasCode);
       if (m_code_listener) m_code_listener(p);
+    }
+    if (m_flags[p] & kPageTable) {
+      m_flags[p] &= static_cast<u8>(~kPageTable);
+      if (m_page_table_listener) m_page_table_listener();
     }
   }
 }

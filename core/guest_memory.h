@@ -33,6 +33,9 @@ class GuestMemory {
     // Unchanged since the last snapshot capture or restore
     // (replay/snapshot.h), which copies only the other pages.
     kSnapshotClean = 8,
+    // The CPU's TLB holds a translation read from this page (a page
+    // directory or page table): a write to it drops the TLB.
+    kPageTable = 16,
   };
 
   explicit GuestMemory(u32 bytes);
@@ -51,6 +54,13 @@ class GuestMemory {
   void note_write(u32 addr, u32 len);
   void mark_code_page(u32 page) { m_flags[page] |= kHasCode; }
   void set_code_listener(std::function<void(u32 page)> listener) { m_code_listener = std::move(listener); }
+  void set_page_table_listener(std::function<void()> listener) {
+    m_page_table_listener = std::move(listener);
+  }
+  // The page walker's own accessed/dirty bit updates: the page is dirty
+  // (hashes, snapshots, decoded code) but the TLB stays, since A and D do
+  // not change any translation it holds.
+  void note_page_table_update(u32 addr);
 
   // Bulk access for loaders and DMA. Return false (and touch nothing) when
   // the range is not entirely RAM.
@@ -90,6 +100,7 @@ class GuestMemory {
   std::vector<u8> m_flags;
   std::vector<u64> m_page_hash;
   std::function<void(u32)> m_code_listener;
+  std::function<void()> m_page_table_listener;
 };
 
 }  // namespace reel

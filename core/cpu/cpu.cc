@@ -44,11 +44,15 @@ Cpu::Cpu(GuestMemory& memory, PortBus& ports, MmioBus& mmio, VirtualClock& clock
   m_ram_size = m_memory.size();
   m_page_gen.assign(m_memory.page_count(), 0);
   m_memory.set_code_listener([this](u32 page) { on_code_write(page); });
+  m_memory.set_page_table_listener([this] { tlb_flush(); });
   reset();
 }
 
 // GuestMemory may outlive the CPU (tests keep it to inspect RAM).
-Cpu::~Cpu() { m_memory.set_code_listener(nullptr); }
+Cpu::~Cpu() {
+  m_memory.set_code_listener(nullptr);
+  m_memory.set_page_table_listener(nullptr);
+}
 
 void Cpu::reset() {
   std::fill(std::begin(m_gpr), std::end(m_gpr), 0);
@@ -69,6 +73,7 @@ void Cpu::reset() {
   m_inhibit = false;
   m_delivering = -1;
   m_exceptions.fill(0);
+  paging_changed();
 }
 
 void Cpu::enter_flat_protected_mode(u32 eip) {
@@ -80,6 +85,7 @@ void Cpu::enter_flat_protected_mode(u32 eip) {
   m_eip = eip;
   m_cpl = 0;
   m_halted = false;
+  paging_changed();
 }
 
 bool Cpu::halted() const { return m_halted; }
@@ -127,6 +133,7 @@ void Cpu::set_registers(const CpuRegisters& r) {
   m_cr4 = r.cr4;
   std::copy(std::begin(r.dr), std::end(r.dr), m_dr.begin());
   m_cpl = protected_mode() ? (m_seg[1].selector & 3) : 0;
+  paging_changed();
 }
 
 // ------------------------------------------------------------------ flags
@@ -337,23 +344,138 @@ void Cpu::debug_access(u32 phys, unsigned size, bool write) {
 
 // An access that crosses a page boundary translates each byte on its own, so
 // paging can map the two pages anywhere.
-u32 Cpu::read_lin(u32 lin, unsigned size) {
+u32 Cpu::read_lin_as(u32 lin, unsigned size, bool user) {
   if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - size)
-    return read_phys(translate(lin, false), size);
+    return read_phys(translate_as(lin, false, user), size);
   u32 v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= read_phys(translate(lin + i, false), 1) << (8 * i);
+  for (unsigned i = 0; i < size; ++i) v |= read_phys(translate_as(lin + i, false, user), 1) << (8 * i);
   return v;
 }
-void Cpu::write_lin(u32 lin, unsigned size, u32 value) {
+void Cpu::write_lin_as(u32 lin, unsigned size, u32 value, bool user) {
   if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - size) {
-    write_phys(translate(lin, true), size, value);
+    write_phys(translate_as(lin, true, user), size, value);
     return;
   }
-  // Translate every byte first, so a fault (once paging exists) leaves
+  // Translate every byte first, so a page fault on the second page leaves
   // memory untouched.
   u32 phys[4];
-  for (unsigned i = 0; i < size; ++i) phys[i] = translate(lin + i, true);
+  for (unsigned i = 0; i < size; ++i) phys[i] = translate_as(lin + i, true, user);
   for (unsigned i = 0; i < size; ++i) write_phys(phys[i], 1, (value >> (8 * i)) & 0xff);
+}
+
+// ------------------------------------------------------------------ paging
+
+void Cpu::paging_changed() {
+  m_paging = (m_cr0 & 0x80000001u) == 0x80000001u;
+  tlb_flush();
+}
+
+void Cpu::tlb_flush() {
+  for (TlbEntry& e : m_tlb) e = TlbEntry{};
+  for (const u32 page : m_page_table_pages) m_page_flags[page] &= static_cast<u8>(~GuestMemory::kPageTable);
+  m_page_table_pages.clear();
+  // The running block may have been fetched through a translation that
+  // is gone: make the loop look its next block up again.
+  m_attention |= kAttentionStop;
+}
+
+void Cpu::tlb_flush_page(u32 lin) {
+  const u32 slot = (lin >> 12) & (kTlbSize - 1);
+  m_tlb[slot] = TlbEntry{};
+  m_tlb[kTlbSize + slot] = TlbEntry{};
+}
+
+bool Cpu::debug_translate(u32 lin, u32& phys) const {
+  if (!m_paging) {
+    phys = lin;
+    return true;
+  }
+  const auto read_entry = [this](u32 addr) -> u32 {
+    if (u64{addr} + 4 > m_ram_size) return 0;
+    u32 v;
+    std::memcpy(&v, m_ram + addr, 4);
+    return v;
+  };
+  const u32 pde = read_entry((m_cr3 & 0xfffff000u) | ((lin >> 20) & 0xffcu));
+  if (!(pde & 1)) return false;
+  if ((pde & 0x80) && (m_cr4 & 0x10)) {
+    phys = (pde & 0xffc00000u) | (lin & 0x003fffffu);
+    return true;
+  }
+  const u32 pte = read_entry((pde & 0xfffff000u) | ((lin >> 10) & 0xffcu));
+  if (!(pte & 1)) return false;
+  phys = (pte & 0xfffff000u) | (lin & 0xfffu);
+  return true;
+}
+
+// A TLB miss: walks the page directory and page table at CR3 as a 486 does
+// (accessed bits set on the way, the dirty bit on a write), raises #PF with
+// the architecture's error code (P: the page was present, W/R: a write,
+// U/S: a CPL 3 access) and CR2, or fills the TLB entry and returns the
+// physical address. Page-table entries that point past RAM read as zero
+// there (the bus floats), which makes the walk find them not present.
+u32 Cpu::walk_pages(u32 lin, bool write, bool user) {
+  const auto read_entry = [this](u32 addr) -> u32 {
+    if (u64{addr} + 4 > m_ram_size) return 0;
+    u32 v;
+    std::memcpy(&v, m_ram + addr, 4);
+    return v;
+  };
+  const auto set_bits = [this](u32 addr, u32 entry, u32 bits) {
+    if ((entry & bits) == bits || u64{addr} + 4 > m_ram_size) return;
+    entry |= bits;
+    std::memcpy(m_ram + addr, &entry, 4);
+    m_memory.note_page_table_update(addr);
+  };
+  const auto page_fault = [&](bool present) {
+    m_cr2 = lin;
+    fault(14, (present ? 1u : 0u) | (write ? 2u : 0u) | (user ? 4u : 0u));
+  };
+  const bool wp = m_cr0 & 0x00010000u;
+  const u32 pde_addr = (m_cr3 & 0xfffff000u) | ((lin >> 20) & 0xffcu);
+  const u32 pde = read_entry(pde_addr);
+  if (!(pde & 1)) page_fault(false);
+  u32 phys_page;
+  bool writable, user_ok, dirty;
+  u32 table_page = ~0u;
+  if ((pde & 0x80) && (m_cr4 & 0x10)) {
+    // A 4 MiB page (CR4.PSE): the PDE maps it directly.
+    writable = pde & 2;
+    user_ok = pde & 4;
+    if (user && !user_ok) page_fault(true);
+    if (write && !writable && (user || wp)) page_fault(true);
+    set_bits(pde_addr, pde, write ? 0x60u : 0x20u);
+    dirty = write || (pde & 0x40);
+    phys_page = (pde & 0xffc00000u) | (lin & 0x003ff000u);
+  } else {
+    const u32 pte_addr = (pde & 0xfffff000u) | ((lin >> 10) & 0xffcu);
+    const u32 pte = read_entry(pte_addr);
+    if (!(pte & 1)) page_fault(false);
+    // The stricter of the two levels applies.
+    writable = (pde & pte & 2) != 0;
+    user_ok = (pde & pte & 4) != 0;
+    if (user && !user_ok) page_fault(true);
+    if (write && !writable && (user || wp)) page_fault(true);
+    set_bits(pde_addr, pde, 0x20u);
+    set_bits(pte_addr, pte, write ? 0x60u : 0x20u);
+    dirty = write || (pte & 0x40);
+    phys_page = pte & 0xfffff000u;
+    table_page = pte_addr >> GuestMemory::kPageShift;
+  }
+  // Remember which pages this translation came from, so a write to them
+  // drops it (see TlbEntry).
+  for (const u32 page : {pde_addr >> GuestMemory::kPageShift, table_page}) {
+    if (page >= m_memory.page_count() || (m_page_flags[page] & GuestMemory::kPageTable)) continue;
+    m_page_flags[page] |= GuestMemory::kPageTable;
+    m_page_table_pages.push_back(page);
+  }
+  TlbEntry& e = m_tlb[(user ? kTlbSize : 0) + ((lin >> 12) & (kTlbSize - 1))];
+  const u32 lin_page = lin & 0xfffff000u;
+  e.phys = phys_page;
+  e.read_tag = lin_page;
+  // A supervisor write to a read-only page is allowed while CR0.WP is clear.
+  e.write_tag = (dirty && (writable || (!user && !wp))) ? lin_page : 1u;
+  return phys_page | (lin & 0xfffu);
 }
 
 // ------------------------------------------------------------------ segments
@@ -365,14 +487,14 @@ u64 Cpu::read_descriptor(u16 selector, bool ext_error) {
   const u32 limit = local ? m_ldtr.limit : m_gdtr.limit;
   if ((local && !(m_ldtr.attrs & 0x80)) || index + 7 > limit)
     fault(13, (selector & 0xfffc) | (ext_error ? 1 : 0));
-  return u64{read_lin(base + index, 4)} | u64{read_lin(base + index + 4, 4)} << 32;
+  return u64{read_sys(base + index, 4)} | u64{read_sys(base + index + 4, 4)} << 32;
 }
 
 void Cpu::write_descriptor_accessed(u16 selector, u64 desc) {
   if (desc & (1ull << 40)) return;
   const u32 base = (selector & 4) ? m_ldtr.base : m_gdtr.base;
   const u32 addr = base + (selector & 0xfff8u) + 5;
-  write_lin(addr, 1, static_cast<u8>((desc >> 40) | 1));
+  write_sys(addr, 1, static_cast<u8>((desc >> 40) | 1));
 }
 
 void Cpu::set_seg_from_desc(int seg, u16 selector, u64 desc) {
@@ -450,7 +572,7 @@ void Cpu::deliver(u8 vector, bool software, bool has_error, u32 error, u32 retur
   const u32 old_flags = flags();
   if (!protected_mode()) {
     if (u32{vector} * 4 + 3 > m_idtr.limit) fault(13, 0);  // real-mode IVT limit: shutdown path
-    const u32 entry = read_lin(m_idtr.base + u32{vector} * 4, 4);
+    const u32 entry = read_sys(m_idtr.base + u32{vector} * 4, 4);
     push(old_flags, 2);
     push(m_seg[1].selector, 2);
     push(return_eip, 2);
@@ -462,8 +584,8 @@ void Cpu::deliver(u8 vector, bool software, bool has_error, u32 error, u32 retur
   const u32 ext = software ? 0 : 1;
   const u32 gate_err = u32{vector} * 8 + 2 + ext;
   if (u32{vector} * 8 + 7 > m_idtr.limit) fault(13, gate_err);
-  const u64 gate = u64{read_lin(m_idtr.base + u32{vector} * 8, 4)} |
-                   u64{read_lin(m_idtr.base + u32{vector} * 8 + 4, 4)} << 32;
+  const u64 gate = u64{read_sys(m_idtr.base + u32{vector} * 8, 4)} |
+                   u64{read_sys(m_idtr.base + u32{vector} * 8 + 4, 4)} << 32;
   const unsigned type = (gate >> 40) & 0x1f;
   const bool is32 = type == 0x0e || type == 0x0f;
   const bool trap = type == 0x0f || type == 0x07;
@@ -485,8 +607,8 @@ void Cpu::deliver(u8 vector, bool software, bool has_error, u32 error, u32 retur
     const bool tss32 = (m_tr.attrs & 0xf) == 0x9 || (m_tr.attrs & 0xf) == 0xb;
     const u32 at = tss32 ? 4 + dpl * 8 : 2 + dpl * 4;
     if (at + (tss32 ? 7 : 3) > m_tr.limit) fault(10, m_tr.selector & 0xfffc);
-    const u32 new_esp = tss32 ? read_lin(m_tr.base + at, 4) : read_lin(m_tr.base + at, 2);
-    const u16 new_ss = static_cast<u16>(read_lin(m_tr.base + at + (tss32 ? 4 : 2), 2));
+    const u32 new_esp = tss32 ? read_sys(m_tr.base + at, 4) : read_sys(m_tr.base + at, 2);
+    const u16 new_ss = static_cast<u16>(read_sys(m_tr.base + at + (tss32 ? 4 : 2), 2));
     const u16 old_ss = m_seg[2].selector;
     const u32 old_esp = m_gpr[kEsp];
     const u8 old_cpl = m_cpl;
@@ -541,10 +663,10 @@ void Cpu::check_io(u16 port, unsigned size) {
   // The TSS I/O permission bitmap decides.
   const bool tss32 = (m_tr.attrs & 0xf) == 0x9 || (m_tr.attrs & 0xf) == 0xb;
   if (!tss32 || m_tr.limit < 0x67) fault(13, 0);
-  const u32 map = read_lin(m_tr.base + 0x66, 2);
+  const u32 map = read_sys(m_tr.base + 0x66, 2);
   const u32 at = map + port / 8;
   if (at + 1 > m_tr.limit) fault(13, 0);
-  const u32 bits = read_lin(m_tr.base + at, 2);
+  const u32 bits = read_sys(m_tr.base + at, 2);
   if ((bits >> (port & 7)) & ((1u << size) - 1)) fault(13, 0);
 }
 

@@ -1,12 +1,11 @@
 #pragma once
 
 // The x86 CPU: an interpreter for the 486's integer instruction set in real
-// and 32-bit protected mode (no paging yet, no x87: a 486SX without a
-// coprocessor). Straight-line code is decoded once into compact records
-// (handler + operands + length) cached per guest physical page and thrown
-// away when the guest writes to that page (core/cpu/cpu_block.cc); anything
-// the record decoder does not know runs through the general decoder in
-// core/cpu/cpu_exec.cc, which decodes from guest memory each time.
+// and 32-bit protected mode with two-level paging (4 KiB pages, and 4 MiB
+// pages under CR4.PSE); no x87: a 486SX without a coprocessor. Straight-line code is decoded once into
+// compact records (handler + operands + length) cached per guest physical page and thrown away when the guest
+// writes to that page (core/cpu/cpu_block.cc); anything the record decoder does not know runs through the
+// general decoder in core/cpu/cpu_exec.cc, which decodes from guest memory each time.
 
 #include <array>
 #include <functional>
@@ -151,6 +150,11 @@ class Cpu : public IntrListener {
   }
   bool debug_stopped() const { return m_debug_stop.kind != DebugStopKind::none; }
 
+  // Linear -> physical as the guest's page tables say, for debuggers and
+  // monitors: no TLB fill, no accessed bits, no fault. False when the page
+  // is not mapped. The identity with paging off.
+  bool debug_translate(u32 linear, u32& physical) const;
+
   // Called when the CPU decodes a new block (for -d in_asm): linear address
   // of the first instruction, its bytes, and whether code is 32-bit.
   using BlockHook = std::function<void(u32 linear, std::span<const u8> bytes, bool code32)>;
@@ -171,6 +175,7 @@ class Cpu : public IntrListener {
        REEL_FIELD(m_cr2), REEL_FIELD(m_cr3), REEL_FIELD(m_cr4), cereal::make_nvp("dr", m_dr),
        REEL_FIELD(m_cpl), REEL_FIELD(m_halted), REEL_FIELD(m_inhibit), REEL_FIELD(m_intr_line),
        REEL_FIELD(m_exceptions));
+    if constexpr (Archive::is_loading::value) paging_changed();
   }
 
   // Guest exceptions delivered, by vector (statistics, part of state).
@@ -245,11 +250,30 @@ class Cpu : public IntrListener {
   u32 seg_linear(int seg, u32 offset, unsigned size, bool write);
   u32 read_phys(u32 addr, unsigned size);
   void write_phys(u32 addr, unsigned size, u32 value);
-  // The one linear -> physical translation. Identity until paging arrives;
-  // every access (fetch, data, descriptor tables, stack) goes through it.
-  u32 translate(u32 lin, bool /*write*/) const { return lin; }
-  u32 read_lin(u32 lin, unsigned size);
-  void write_lin(u32 lin, unsigned size, u32 value);
+  // The one linear -> physical translation: every access (fetch, data,
+  // descriptor tables, stack) goes through it. With paging off it is the
+  // identity; with paging on a hit in the software TLB costs one compare,
+  // a miss walks the page tables (walk_pages). `user` is a CPL 3 access;
+  // the CPU's own accesses to descriptor tables, the IDT and the TSS are
+  // supervisor accesses whatever the CPL (read_sys / write_sys).
+  [[gnu::always_inline]] u32 translate(u32 lin, bool write) { return translate_as(lin, write, m_cpl == 3); }
+  [[gnu::always_inline]] u32 translate_as(u32 lin, bool write, bool user) {
+    if (!m_paging) return lin;
+    const TlbEntry& e = m_tlb[(user ? kTlbSize : 0) + ((lin >> 12) & (kTlbSize - 1))];
+    if ((write ? e.write_tag : e.read_tag) == (lin & ~0xfffu)) return e.phys | (lin & 0xfffu);
+    return walk_pages(lin, write, user);
+  }
+  u32 walk_pages(u32 lin, bool write, bool user);
+  u32 read_lin(u32 lin, unsigned size) { return read_lin_as(lin, size, m_cpl == 3); }
+  void write_lin(u32 lin, unsigned size, u32 value) { write_lin_as(lin, size, value, m_cpl == 3); }
+  u32 read_sys(u32 lin, unsigned size) { return read_lin_as(lin, size, false); }
+  void write_sys(u32 lin, unsigned size, u32 value) { write_lin_as(lin, size, value, false); }
+  u32 read_lin_as(u32 lin, unsigned size, bool user);
+  void write_lin_as(u32 lin, unsigned size, u32 value, bool user);
+  // Called whenever CR0, CR3 or CR4 change (and on reset and state loads).
+  void paging_changed();
+  void tlb_flush();
+  void tlb_flush_page(u32 lin);
   u32 read_mem(int seg, u32 off, unsigned size) { return read_lin(seg_linear(seg, off, size, false), size); }
   void write_mem(int seg, u32 off, unsigned size, u32 value) {
     write_lin(seg_linear(seg, off, size, true), size, value);
@@ -322,6 +346,28 @@ class Cpu : public IntrListener {
 
   u32 m_insn_start = 0;   // EIP of the instruction being executed
   int m_delivering = -1;  // vector being delivered, for double-fault rules
+
+  // Paging. The TLB is a cache that never changes what the guest sees: an
+  // entry is dropped not only when the architecture requires (MOV CR3,
+  // INVLPG, CR0/CR4 changes) but also when anything writes a page its
+  // translation was read from (such pages carry GuestMemory::kPageTable).
+  // x86 allows a TLB to drop entries at any time, and a coherent TLB keeps
+  // it out of the machine state: a snapshot restored into a fresh machine
+  // (empty TLB) continues exactly as the original run did. An entry holds
+  // the page's physical address and two tags: the linear page when reads
+  // (resp. writes) are allowed without a walk, or 1, which never matches.
+  // A write tag is only set once the PTE's dirty bit is, so the first
+  // write still walks and sets it. Supervisor and user accesses have
+  // separate halves, so a CPL change needs no flush.
+  struct TlbEntry {
+    u32 read_tag = 1;
+    u32 write_tag = 1;
+    u32 phys = 0;
+  };
+  static constexpr unsigned kTlbSize = 512;
+  bool m_paging = false;  // CR0.PG (PG requires PE)
+  std::array<TlbEntry, 2 * kTlbSize> m_tlb{};
+  std::vector<u32> m_page_table_pages;  // pages flagged kPageTable, for clearing on flush
 
   // Host views of RAM, cached because every access uses them.
   u8* m_ram = nullptr;

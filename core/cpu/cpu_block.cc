@@ -998,6 +998,7 @@ bool Cpu::execute(u64 limit) {
   const DecodedInsn no_record;
   const DecodedBlock* b = nullptr;
   u32 block_eip = 0;
+  u32 code_lin_page = 1, code_phys_page = 0;  // 1: no page yet
   m_attention = 0;
   try {
     do {
@@ -1010,7 +1011,15 @@ bool Cpu::execute(u64 limit) {
         // general decoder, which reports the blocks it runs.
         if (!m_block_hook) {
           const SegmentCache& cs = m_seg[CS];
-          b = find_block(translate(cs.base + m_eip, false), (cs.attrs & 0x4000) != 0);
+          const u32 lin = cs.base + m_eip;
+          // Most block changes stay in the code page of the last one: its
+          // translation holds until this call returns, since a TLB flush
+          // and every CPL change stop the loop (kAttentionStop).
+          if ((lin & ~0xfffu) != code_lin_page) {
+            code_phys_page = translate(lin & ~0xfffu, false);
+            code_lin_page = lin & ~0xfffu;
+          }
+          b = find_block(code_phys_page | (lin & 0xfffu), (cs.attrs & 0x4000) != 0);
           // The block was decoded without looking at CS's limit.
           if (b && u64{m_eip} + b->bytes > u64{cs.limit} + 1) b = nullptr;
         }

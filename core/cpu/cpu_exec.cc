@@ -600,7 +600,7 @@ void CpuExecutor::system_group6() {
       if (type != 0x01 && type != 0x09) c.fault(13, sel & 0xfffc);  // available TSS only
       if (!(d & (1ull << 47))) c.fault(11, sel & 0xfffc);
       // Mark it busy in the GDT.
-      c.write_lin(c.m_gdtr.base + (sel & 0xfff8u) + 5, 1, static_cast<u8>((d >> 40) | 0x02));
+      c.write_sys(c.m_gdtr.base + (sel & 0xfff8u) + 5, 1, static_cast<u8>((d >> 40) | 0x02));
       c.m_tr.selector = sel;
       c.m_tr.base = static_cast<u32>(((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000));
       u32 limit = static_cast<u32>((d & 0xffff) | ((d >> 32) & 0xf0000));
@@ -617,8 +617,8 @@ void CpuExecutor::system_group6() {
         const u32 base = (sel & 4) ? c.m_ldtr.base : c.m_gdtr.base;
         const u32 limit = (sel & 4) ? c.m_ldtr.limit : c.m_gdtr.limit;
         if ((sel & 0xfff8u) + 7 <= limit) {
-          const u64 d = u64{c.read_lin(base + (sel & 0xfff8u), 4)} |
-                        u64{c.read_lin(base + (sel & 0xfff8u) + 4, 4)} << 32;
+          const u64 d = u64{c.read_sys(base + (sel & 0xfff8u), 4)} |
+                        u64{c.read_sys(base + (sel & 0xfff8u) + 4, 4)} << 32;
           const bool code = (d >> 43) & 1, s = (d >> 44) & 1;
           const unsigned dpl = (d >> 45) & 3, type = (d >> 40) & 0xf;
           const bool conforming = code && (type & 4);
@@ -664,11 +664,13 @@ void CpuExecutor::system_group7() {
       if (!cpl0_or_real()) c.fault(13, 0);
       const u32 v = get_rm(2) & 0xf;
       c.m_cr0 = (c.m_cr0 & ~0xeu) | (v & 0xe) | (c.m_cr0 & 1) | (v & 1);
+      c.paging_changed();
       break;
     }
-    case 7:  // INVLPG: no TLB until paging arrives
+    case 7:  // INVLPG: drops the translation of the operand's linear address
       need_memory();
       if (!cpl0_or_real()) c.fault(13, 0);
+      c.tlb_flush_page(c.m_seg[ea_seg].base + ea_off);
       break;
     default:
       c.fault_noerr(6);
@@ -722,7 +724,7 @@ void CpuExecutor::exec_0f() {
         const u32 base = (sel & 4) ? c.m_ldtr.base : c.m_gdtr.base;
         const u32 limit = (sel & 4) ? c.m_ldtr.limit : c.m_gdtr.limit;
         if ((sel & 0xfff8u) + 7 <= limit) {
-          d = u64{c.read_lin(base + (sel & 0xfff8u), 4)} | u64{c.read_lin(base + (sel & 0xfff8u) + 4, 4)}
+          d = u64{c.read_sys(base + (sel & 0xfff8u), 4)} | u64{c.read_sys(base + (sel & 0xfff8u) + 4, 4)}
                                                                << 32;
           const bool s = (d >> 44) & 1, code = (d >> 43) & 1;
           const unsigned type = (d >> 40) & 0xf, dpl = (d >> 45) & 3;
@@ -793,15 +795,18 @@ void CpuExecutor::exec_0f() {
             if ((v & 0x80000000u) && !(v & 1)) c.fault(13, 0);  // PG without PE
             c.m_cr0 = v | 0x10;                                 // ET is hard-wired on the 486
             if (!(c.m_cr0 & 1)) c.m_cpl = 0;
+            c.paging_changed();
             break;
           case 2:
             c.m_cr2 = v;
             break;
           case 3:
             c.m_cr3 = v;
+            c.paging_changed();
             break;
           case 4:
             c.m_cr4 = v;
+            c.paging_changed();
             break;
           default:
             c.fault_noerr(6);
