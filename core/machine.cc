@@ -82,7 +82,8 @@ std::optional<RunEnd> Machine::run_until(u64 pause_icount) {
       const CpuStop why = m_cpu->run(stop - m_clock.icount());
       // HLT, an exit request and a triple fault end the slice early.
       if (why != CpuStop::budget || m_clock.icount() >= m_slice_end) m_slice_end = 0;
-      if (why == CpuStop::shutdown) {
+      if (why == CpuStop::shutdown || m_reset_requested) {
+        m_reset_requested = false;
         if (!m_shutdown_handler || !m_shutdown_handler()) {
           request_exit(RunEnd::Kind::shutdown, 0);
           break;

@@ -70,6 +70,13 @@ class Machine : public InputSink {
 
   // Ends the run after the current instruction (isa-debug-exit, shutdown).
   void request_exit(RunEnd::Kind kind, int status);
+  // A device pulled the reset line (keyboard controller, port 0x92, 0xCF9):
+  // after the current instruction the machine goes the way of a triple
+  // fault, through the shutdown handler (reboot, or exit under -no-reboot).
+  void request_reset() {
+    m_reset_requested = true;
+    m_cpu->request_exit();
+  }
   // Host-side stop request (Ctrl-C), polled at loop boundaries.
   void set_stop_flag(const std::atomic<bool>* flag) { m_stop_flag = flag; }
   // Called when the CPU triple-faults. Returns true to keep running (the
@@ -137,6 +144,7 @@ class Machine : public InputSink {
   // debugger stop cut it short; 0 or past: no slice in progress.
   u64 m_slice_end = 0;
   bool m_exit = false;
+  bool m_reset_requested = false;  // never outlives the instruction that set it
   RunEnd::Kind m_exit_kind = RunEnd::Kind::guest_exit;
   int m_exit_status = 0;
   const std::atomic<bool>* m_stop_flag = nullptr;

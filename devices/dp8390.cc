@@ -581,7 +581,7 @@ bool Dp8390::address_accepted(std::span<const u8> frame) const {
 
 bool Dp8390::ring_valid() const {
   return m_pstart >= kRamFirstPage && m_pstop <= kRamEndPage && m_pstart < m_pstop && m_curr >= m_pstart &&
-         m_curr < m_pstop && m_bnry >= m_pstart && m_bnry < m_pstop;
+         m_curr < m_pstop;
 }
 
 void Dp8390::bump_tally(unsigned index) {
@@ -626,9 +626,19 @@ void Dp8390::accept_frame(std::span<const u8> frame) {
   // 4-byte FCS (which, like QEMU, we do not store).
   const unsigned pages = static_cast<unsigned>((4 + stored + 4 + kPageSize - 1) / kPageSize);
   const unsigned ring_pages = m_pstop - m_pstart;
+  // Linux's 8390 driver keeps BNRY one page behind the next frame to read,
+  // and so writes PSTART-1 when that frame starts at PSTART: in ring terms
+  // that is PSTOP-1.
+  unsigned bnry = m_bnry;
+  if (bnry + 1 == m_pstart) bnry = m_pstop - 1u;
   // Free pages from CURR up to, not including, BNRY. CURR == BNRY is an
   // empty ring (the datasheet's convention; Linux keeps BNRY one behind).
-  const unsigned avail = m_bnry > m_curr ? m_bnry - m_curr : ring_pages - (m_curr - m_bnry);
+  // The chip stops only on reaching a page equal to BNRY, so any other
+  // BNRY outside the ring never stops it: the whole ring is free.
+  const bool bnry_in_ring = bnry >= m_pstart && bnry < m_pstop;
+  const unsigned avail = !bnry_in_ring   ? ring_pages
+                         : bnry > m_curr ? bnry - m_curr
+                                         : ring_pages - (m_curr - bnry);
   // Strictly less: CURR must never catch up with BNRY, or a full ring
   // would look empty.
   if (pages >= avail) {

@@ -57,7 +57,7 @@ class Dp8390 : public Device, public FramePort {
     u64 rx_oversize = 0;           // longer than kMaxFrame
     u64 rx_overflow = 0;           // ring full up to BNRY: ISR.OVW, missed-packet tally
     u64 rx_monitor = 0;            // accepted in monitor mode (RCR.MON), not stored
-    u64 rx_bad_ring = 0;           // PSTART/PSTOP/CURR/BNRY outside card RAM or inconsistent
+    u64 rx_bad_ring = 0;           // PSTART/PSTOP/CURR outside card RAM or inconsistent
     u64 tx_out_of_range = 0;       // TPSR/TBCR reach outside card RAM: aborted
     u64 tx_oversize = 0;           // TBCR above kMaxFrame: aborted
     u64 tx_stopped = 0;            // CR.TXP while stopped: ignored

@@ -35,6 +35,7 @@ PciDevice* PciBus::selected() const {
 u32 PciBus::read(u32 offset, unsigned size) {
   if (offset < 4) {
     if (offset == 0 && size == 4) return m_address;
+    if (offset == 1 && size == 1) return m_reset_control;
     return static_cast<u32>(m_address >> (8 * offset)) & (size == 1 ? 0xff : 0xffff);
   }
   const u32 ones = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffffffffu;
@@ -48,7 +49,14 @@ void PciBus::write(u32 offset, unsigned size, u32 value) {
   if (offset < 4) {
     // Only a 32-bit write to 0xCF8 is a configuration address; byte
     // writes there belong to other chipset registers (e.g. 0xCF9 reset).
-    if (offset == 0 && size == 4) m_address = value & 0x80fffffcu;
+    if (offset == 0 && size == 4) {
+      m_address = value & 0x80fffffcu;
+    } else if (offset == 1 && size == 1) {
+      // Only bits 1 and 2 exist. The reset happens on the write that sets
+      // bit 2 (the register is cleared by the reset itself).
+      m_reset_control = static_cast<u8>(value & 0x06);
+      if ((value & 0x04) && m_on_reset) m_on_reset();
+    }
     return;
   }
   PciDevice* d = selected();
@@ -69,7 +77,7 @@ struct PciConfigRef {
 
 template <class Archive>
 void PciBus::serialize(Archive& ar) {
-  ar(REEL_FIELD(m_address));
+  ar(REEL_FIELD(m_address), REEL_FIELD(m_reset_control));
   for (PciDevice* d : m_devices) ar(cereal::make_nvp(d->pci_name().c_str(), PciConfigRef{d}));
 }
 

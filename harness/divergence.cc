@@ -382,14 +382,61 @@ std::string format_change(const FieldChange& c) {
 
 // ---- ReplayRun
 
+std::optional<size_t> keyframe_at_or_before(const JournalReader& journal, u64 icount) {
+  std::optional<size_t> found;
+  const auto& ev = journal.events();
+  for (size_t i = 0; i < ev.size() && ev[i].icount <= icount; ++i) {
+    if (ev[i].kind == EventKind::keyframe) found = i;
+  }
+  return found;
+}
+
+void load_keyframe(const JournalReader& journal, size_t index, Machine& machine, ReplayingHostIO& host) {
+  const JournalEvent& e = journal.events().at(index);
+  const KeyframeRecord k = decode_keyframe(e, journal.name());
+  const std::vector<u8> state = keyframe_state(e, k, journal.name());
+  const std::string where = journal.name() + ": keyframe at icount " + std::to_string(e.icount) +
+                            " (byte offset " + std::to_string(e.offset) + ")";
+  try {
+    std::istringstream is(std::string(reinterpret_cast<const char*>(state.data()), state.size()));
+    BinaryIn ar(is);
+    machine.load_state(ar, Machine::StateParts::all);
+  } catch (const std::exception& ex) {
+    // Cereal throws on a short archive; anything else a bad state makes
+    // a load throw is the same problem to the user.
+    throw JournalError(where + " does not load: " + ex.what());
+  }
+  // A fresh machine has no host sockets, so keyframes are only taken while
+  // none is open (harness/verb_record.cc); no routing to restore.
+  machine.restore_runtime({});
+  if (machine.clock().icount() != e.icount) {
+    throw JournalError(where + " loads a machine at icount " + std::to_string(machine.clock().icount()));
+  }
+  const u64 hash = machine.state_hash();
+  if (hash != k.state_hash) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " loads to state hash 0x%016" PRIx64 ", recorded 0x%016" PRIx64, hash,
+                  k.state_hash);
+    throw JournalError(where + buf);
+  }
+  host.start_at_keyframe(index);
+}
+
 ReplayRun::ReplayRun(const JournalReader& journal, const std::string& name,
-                     std::optional<Perturbation> perturbation, SnapshotStore::Policy policy)
+                     std::optional<Perturbation> perturbation, SnapshotStore::Policy policy,
+                     std::optional<size_t> keyframe)
     : m_journal(journal), m_host(journal, name), m_perturbation(std::move(perturbation)) {
   m_host.set_silent_consoles(true);
   MachineOptions opts = parse_machine_options(journal.header().argv);
   opts.checkpoint_interval = journal.header().checkpoint_interval;
   opts.log_in_asm = false;  // the user's replay logs; the search's runs do not
   m_board = std::make_unique<PcBoard>(opts, m_host, journal.header().seed);
+  if (keyframe) {
+    load_keyframe(journal, *keyframe, machine(), m_host);
+    // A perturbation before the keyframe is already in its state, or (a
+    // different run) not applicable: either way it is not applied again.
+    m_perturbed = m_perturbation && m_perturbation->icount < machine().clock().icount();
+  }
   // The first snapshot, before the first instruction, makes every count
   // reachable by a restore.
   m_snapshots = std::make_unique<SnapshotStore>(machine(), &m_host, policy);

@@ -72,6 +72,14 @@ std::vector<FieldChange> diff_ram(const GuestMemory& a, const GuestMemory& b, si
 // "cpu.eax: 0x00000001 -> 0x00000002": values that are integers are shown in hex.
 std::string format_change(const FieldChange& c);
 
+// The index of the last keyframe event of `journal` at or before `icount`
+// (nullopt: none).
+std::optional<size_t> keyframe_at_or_before(const JournalReader& journal, u64 icount);
+// Loads the keyframe event `index` of `journal` into `machine` (built from
+// the journal's options) and positions `host` after it. Throws JournalError
+// naming the journal when the keyframe is corrupted.
+void load_keyframe(const JournalReader& journal, size_t index, Machine& machine, ReplayingHostIO& host);
+
 // One replay of one journal on its own machine, with consoles silenced,
 // which can pause at any instruction count, later or earlier than where it
 // is. A replay divergence (of this run against its own journal) ends the run
@@ -79,9 +87,15 @@ std::string format_change(const FieldChange& c);
 class ReplayRun {
  public:
   // Throws what building the machine throws (BadInput, InputFileError, ...).
-  // Snapshots are taken every policy.interval instructions from icount 0.
+  // Snapshots are taken every policy.interval instructions from icount 0,
+  // or, given `keyframe` (the index of a keyframe event of the journal),
+  // from that keyframe's count: the machine is built as a replay builds it,
+  // then loaded with the keyframe's state, and cannot go back before it.
+  // A keyframe that does not inflate, load or match its state hash throws
+  // JournalError.
   ReplayRun(const JournalReader& journal, const std::string& name,
-            std::optional<Perturbation> perturbation = std::nullopt, SnapshotStore::Policy policy = {});
+            std::optional<Perturbation> perturbation = std::nullopt, SnapshotStore::Policy policy = {},
+            std::optional<size_t> keyframe = std::nullopt);
   ~ReplayRun();
   ReplayRun(const ReplayRun&) = delete;
   ReplayRun& operator=(const ReplayRun&) = delete;

@@ -628,6 +628,8 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       opts.kernel = value();
     } else if (opt == "-append") {
       opts.append = value();
+    } else if (opt == "-initrd") {
+      opts.initrd = value();
     } else if (opt == "-m") {
       std::string v = value();
       for (const auto& [key, val] : parse_suboptions(v)) {
@@ -713,7 +715,7 @@ MachineOptions parse_machine_options(const std::vector<std::string>& args) {
       opts.gdb = GdbOption{};
     } else if (opt == "-S") {
       opts.wait_for_gdb = true;
-    } else if (opt == "-initrd" || opt == "-bios") {
+    } else if (opt == "-bios") {
       fail(opt, "not supported yet in this build of reel");
     } else if (!opt.empty() && opt[0] == '-') {
       fail(opt, "unknown option (see 'reel help')");
@@ -777,6 +779,7 @@ std::string machine_options_help() {
   return R"(Machine options (QEMU spellings):
   -kernel FILE            multiboot ELF kernel to boot
   -append STRING          kernel command line
+  -initrd FILE            initial ramdisk for a Linux bzImage kernel
   -m SIZE                 RAM size (default 128M)
   -M pc|isapc             machine type (default pc)
   -serial stdio|file:PATH|none   next serial port's backend (default: serial0 on stdio)

@@ -124,6 +124,7 @@ struct MachineOptions {
   std::string machine = "pc";  // pc | isapc
   std::string kernel;
   std::string append;
+  std::string initrd;  // Linux bzImage only
   u32 ram_bytes = 128u << 20;
   unsigned icount_shift = 0;
   bool icount_sleep = true;

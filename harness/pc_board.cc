@@ -8,6 +8,7 @@
 #include "devices/cmos_rtc.h"
 #include "devices/debug_exit.h"
 #include "devices/i440fx_host_bridge.h"
+#include "devices/i8042_controller.h"
 #include "devices/ne2000_isa.h"
 #include "devices/ne2000_pci.h"
 #include "devices/pci_bus.h"
@@ -99,13 +100,16 @@ void PcBoard::build_devices() {
 
   PostPort& post = m.add_device<PostPort>();
   post.map_into(m.ports());
-  SystemControlPort& sysctl =
-      m.add_device<SystemControlPort>([&m] { m.request_exit(RunEnd::Kind::shutdown, 0); });
+  SystemControlPort& sysctl = m.add_device<SystemControlPort>([&m] { m.request_reset(); });
   sysctl.map_into(m.ports());
+  I8042Controller& kbc =
+      m.add_device<I8042Controller>(IrqLine{&pic, 1}, IrqLine{&pic, 12}, [&m] { m.request_reset(); });
+  kbc.map_into(m.ports());
 
   if (m_options.machine == "pc") {
     PciBus& pci = m.add_device<PciBus>();
     pci.map_into(m.ports());
+    pci.set_reset_handler([&m] { m.request_reset(); });
     m_wiring->host_bridge = std::make_unique<I440fxHostBridge>();
     m_wiring->isa_bridge = std::make_unique<Piix3IsaBridge>();
     pci.attach(m_wiring->host_bridge.get());
@@ -291,15 +295,39 @@ void PcBoard::load_kernel() {
   HostFile file = m_host.read_file(m_options.kernel);
   if (!file.ok) throw BadInput("-kernel " + m_options.kernel + ": " + file.error);
   m_kernel = std::move(file.bytes);
+  m_linux = looks_like_bzimage(m_kernel);
+  if (!m_options.initrd.empty()) {
+    if (!m_linux)
+      throw BadInput("-initrd " + m_options.initrd + ": only a Linux bzImage kernel takes an initrd");
+    HostFile initrd = m_host.read_file(m_options.initrd);
+    if (!initrd.ok) throw BadInput("-initrd " + m_options.initrd + ": " + initrd.error);
+    m_initrd = std::move(initrd.bytes);
+  }
+  const std::string error = load_image();
+  if (!error.empty()) throw BadInput("-kernel " + m_options.kernel + ": " + error);
+}
+
+std::string PcBoard::load_image() {
+  if (m_linux) {
+    const LinuxLoadResult r = load_linux(m_machine->memory(), m_kernel, m_initrd, m_options.append);
+    if (!r.ok) return r.error;
+    m_linux_boot = r;
+    return {};
+  }
   const MultibootLoadResult r =
       load_multiboot(m_machine->memory(), m_kernel, m_options.append, m_options.kernel);
-  if (!r.ok) throw BadInput("-kernel " + m_options.kernel + ": " + r.error);
+  if (!r.ok) return r.error;
   m_entry = r.entry;
   m_mbi = r.mbi_address;
+  return {};
 }
 
 void PcBoard::boot_cpu() {
   Cpu& cpu = m_machine->cpu();
+  if (m_linux) {
+    enter_linux_32bit(cpu, m_linux_boot);
+    return;
+  }
   cpu.enter_flat_protected_mode(m_entry);
   CpuRegisters regs = cpu.registers();
   regs.gpr[kEax] = kBootloaderMagic;
@@ -313,9 +341,7 @@ bool PcBoard::on_shutdown() {
   // multiboot option ROM does.
   if (m_options.no_reboot) return false;
   m_machine->reset_devices();
-  const MultibootLoadResult r =
-      load_multiboot(m_machine->memory(), m_kernel, m_options.append, m_options.kernel);
-  if (!r.ok) return false;
+  if (!load_image().empty()) return false;
   m_machine->cpu().reset();
   boot_cpu();
   return true;

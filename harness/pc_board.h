@@ -3,9 +3,11 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/host_io.h"
+#include "core/linux_loader.h"
 #include "core/machine.h"
 #include "harness/options.h"
 
@@ -37,6 +39,9 @@ class PcBoard {
   void open_consoles();
   void open_monitor();
   void load_kernel();
+  // Loads m_kernel (and m_initrd) into RAM, at start and on every reboot;
+  // returns the loader's error, empty on success.
+  std::string load_image();
   void boot_cpu();
   bool on_shutdown();
   void log_block(u32 linear, std::span<const u8> bytes, bool code32);
@@ -45,6 +50,9 @@ class PcBoard {
   HostIO& m_host;
   std::unique_ptr<Machine> m_machine;
   std::vector<u8> m_kernel;
+  std::vector<u8> m_initrd;
+  bool m_linux = false;  // m_kernel is a bzImage (else a multiboot ELF)
+  LinuxLoadResult m_linux_boot;
   u32 m_entry = 0;
   u32 m_mbi = 0;
   std::unique_ptr<Disassembler> m_disassembler;

@@ -4,7 +4,12 @@
 // differ; replaying both side by side then gives the first instruction
 // whose effect differs and the fields that differ by path.
 //
-//   reel diff [--json] [--checkpoints-only] A.reel B.reel
+//   reel diff [--json] [--checkpoints-only] [--no-keyframes] A.reel B.reel
+//
+// The replay starts at each journal's last keyframe at or before the last
+// equal checkpoint (a recording writes one every 2^28 instructions), so
+// locating a late difference in an hour-long trace re-runs one interval,
+// not the hour. --no-keyframes replays from the start (for comparison).
 //
 // Exit status: 0 no difference, 1 they differ, 2 bad input (including two
 // journals of different configurations, whose difference is printed).
@@ -132,6 +137,7 @@ std::string json_changes(const std::vector<FieldChange>& changes) {
 struct Usage {
   bool json = false;
   bool checkpoints_only = false;
+  bool no_keyframes = false;
   std::string a, b;
 };
 
@@ -144,13 +150,17 @@ int verb_diff(const std::vector<std::string>& args) {
       u.json = true;
     } else if (arg == "--checkpoints-only" || arg == "-checkpoints-only") {
       u.checkpoints_only = true;
+    } else if (arg == "--no-keyframes" || arg == "-no-keyframes") {
+      u.no_keyframes = true;
     } else if (arg == "--help" || arg == "-h") {
       std::puts(
-          "usage: reel diff [--json] [--checkpoints-only] A.reel B.reel\n"
+          "usage: reel diff [--json] [--checkpoints-only] [--no-keyframes] A.reel B.reel\n"
           "  Compares two journals of the same configuration: the first checkpoint whose state hash\n"
           "  differs (bisection), the first journal events that differ and, by replaying both side by\n"
           "  side, the first instruction whose effect differs with the registers, device and netstack\n"
           "  fields (by path) and RAM bytes that differ. --checkpoints-only skips the replay.\n"
+          "  The replays start at each journal's last keyframe before the difference;\n"
+          "  --no-keyframes replays from the start.\n"
           "  Exit status: 0 no difference, 1 different, 2 bad input or different configurations.");
       return kExitOk;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -261,17 +271,59 @@ int verb_diff(const std::vector<std::string>& args) {
       }
     }
     if (hi == kNever) hi = 0;
+    if (first_event) {
+      // The journals agree on every event before the first differing one,
+      // so both machines passed the checkpoints among them in the same
+      // state: the last of them bounds the search from below too (the
+      // checkpoint lists alone may not differ, e.g. for an input that
+      // differs after the last checkpoint).
+      for (size_t i = *first_event; i-- > 0;) {
+        if (ja.events()[i].kind == EventKind::checkpoint) {
+          lo = std::max(lo, ja.events()[i].icount);
+          break;
+        }
+      }
+      if (hi != 0 && lo > hi) lo = hi;
+    }
 
     std::optional<InstructionDifference> where;
     double locate_seconds = 0;
+    // Where each replay starts: the checkpoints up to `lo` are equal, so
+    // each journal's own keyframe at or before it is a state of that run
+    // from which the interval can be re-run.
+    std::optional<size_t> kfa, kfb;
+    u64 from_a = 0, from_b = 0;
+    std::string keyframe_note;
+    if (!u.checkpoints_only && !u.no_keyframes) {
+      kfa = keyframe_at_or_before(ja, lo);
+      kfb = keyframe_at_or_before(jb, lo);
+      if (kfa) from_a = ja.events()[*kfa].icount;
+      if (kfb) from_b = jb.events()[*kfb].icount;
+      if (!kfa || !kfb) {
+        const bool none_a = !kfa, none_b = !kfb;
+        keyframe_note = std::string(none_a && none_b ? "neither journal has"
+                                    : none_a         ? "A has no"
+                                                     : "B has no") +
+                        " keyframe at or before icount " + std::to_string(lo) +
+                        " (recorded with --keyframe-interval=0, by an older reel, or the difference is early)"
+                        ": " +
+                        (none_a && none_b ? "both re-run"
+                         : none_a         ? "A re-runs"
+                                          : "B re-runs") +
+                        " from the start";
+      }
+    }
     if (!u.checkpoints_only) {
       Disassembler disassembler;
-      RunFactory make_a = [&] { return std::make_unique<ReplayRun>(ja, u.a); };
-      RunFactory make_b = [&] { return std::make_unique<ReplayRun>(jb, u.b); };
       const auto t1 = std::chrono::steady_clock::now();
-      where = locate_first_difference(make_a, make_b, lo, hi, disassembler);
+      ReplayRun run_a(ja, u.a, std::nullopt, {}, kfa);
+      ReplayRun run_b(jb, u.b, std::nullopt, {}, kfb);
+      where = locate_first_difference(run_a, run_b, lo, hi, disassembler);
       locate_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     }
+    // Instructions each replay ran to get to the difference (or to the end).
+    const u64 rerun_a = where ? where->differ_icount - std::min(where->differ_icount, from_a) : 0;
+    const u64 rerun_b = where ? where->differ_icount - std::min(where->differ_icount, from_b) : 0;
 
     if (u.json) {
       std::string s = "{\"equal\": false";
@@ -310,6 +362,15 @@ int verb_diff(const std::vector<std::string>& args) {
              ", \"fields\": " + json_changes(where->fields) + ", \"ram\": " + json_changes(where->ram) +
              ", \"note\": " + json_string(where->note) + "}";
       }
+      if (!u.checkpoints_only) {
+        s += ", \"rerun\": {\"a_from_icount\": " + std::to_string(from_a) +
+             ", \"b_from_icount\": " + std::to_string(from_b) +
+             ", \"a_keyframe\": " + (kfa ? "true" : "false") +
+             ", \"b_keyframe\": " + (kfb ? "true" : "false") +
+             ", \"a_instructions\": " + std::to_string(rerun_a) +
+             ", \"b_instructions\": " + std::to_string(rerun_b) +
+             ", \"note\": " + json_string(keyframe_note) + "}";
+      }
       char timing[128];
       std::snprintf(timing, sizeof timing, ", \"journal_seconds\": %.6f, \"locate_seconds\": %.6f}",
                     journal_seconds, locate_seconds);
@@ -346,9 +407,18 @@ int verb_diff(const std::vector<std::string>& args) {
     std::printf("journals read and compared in %.1f ms (%" PRIu64
                 " bisection probes over %zu + %zu checkpoints)\n",
                 journal_seconds * 1000, probes, ca.size(), cb.size());
+    if (!u.checkpoints_only) {
+      const auto from_text = [](const std::optional<size_t>& k, u64 from) {
+        return k ? "keyframe at icount " + std::to_string(from) : std::string("the start");
+      };
+      std::printf("replayed A from %s, B from %s\n", from_text(kfa, from_a).c_str(),
+                  from_text(kfb, from_b).c_str());
+      if (!keyframe_note.empty()) std::printf("(%s)\n", keyframe_note.c_str());
+    }
     if (where) {
       std::fputs(format_difference(*where, "A", "B", "").c_str(), stdout);
-      std::printf("located by replaying both in %.3f s\n", locate_seconds);
+      std::printf("located by replaying both in %.3f s (re-ran %" PRIu64 " + %" PRIu64 " instructions)\n",
+                  locate_seconds, rerun_a, rerun_b);
     } else if (!u.checkpoints_only) {
       std::printf("replaying both side by side, their machine states never differ\n");
     }

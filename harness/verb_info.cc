@@ -105,6 +105,24 @@ int verb_info(const std::vector<std::string>& args) {
     }
     std::printf("events:         %zu\n", j.events().size());
     for (const auto& [kind, n] : counts) std::printf("  %-16s %" PRIu64 "\n", kind.c_str(), n);
+    {
+      // Where a replay can start besides icount 0 (reel diff uses them).
+      u64 keyframe_bytes = 0, first = 0, last = 0;
+      for (const auto& e : j.events()) {
+        if (e.kind != EventKind::keyframe) continue;
+        if (keyframe_bytes == 0) first = e.icount;
+        last = e.icount;
+        keyframe_bytes += e.payload.size();
+      }
+      const u64 n = j.count(EventKind::keyframe);
+      if (n == 0) {
+        std::printf("keyframes:      0\n");
+      } else {
+        std::printf("keyframes:      %" PRIu64 " (%" PRIu64 " bytes stored, icount %" PRIu64 " to %" PRIu64
+                    ")\n",
+                    n, keyframe_bytes, first, last);
+      }
+    }
     if (input_bytes) std::printf("console input:  %" PRIu64 " bytes\n", input_bytes);
     if (!sockets.empty()) {
       std::printf("host sockets:   %zu opened, %" PRIu64 " bytes received, %" PRIu64 " bytes sent\n",

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <cstring>
 
 #include "core/machine.h"
 #include "netstack/wire/ipv4.h"
@@ -39,26 +40,67 @@ bool in_window(u32 seq, u32 start, u32 size) { return seq - start < size; }
 
 // ---------------------------------------------------------------- ByteQueue
 
+void TcpNat::ByteQueue::grow(std::size_t needed) {
+  std::size_t capacity = std::max<std::size_t>({m_bytes.size(), m_last_capacity, 4096});
+  while (capacity < needed) capacity *= 2;
+  capacity = std::min(capacity, m_bound);
+  std::vector<u8> bytes(capacity);
+  const Parts p = parts();
+  std::copy(p.first.begin(), p.first.end(), bytes.begin());
+  std::copy(p.second.begin(), p.second.end(), bytes.begin() + static_cast<std::ptrdiff_t>(p.first.size()));
+  m_bytes = std::move(bytes);
+  m_head = 0;
+}
+
 void TcpNat::ByteQueue::append(std::span<const u8> bytes) {
   if (bytes.empty()) return;
-  // Compact before growing, so that the vector never holds more dead
-  // bytes than live ones for long.
-  if (m_head > 0 && m_head >= m_bytes.size() / 2) {
-    m_bytes.erase(m_bytes.begin(), m_bytes.begin() + static_cast<std::ptrdiff_t>(m_head));
-    m_head = 0;
-  }
-  m_bytes.insert(m_bytes.end(), bytes.begin(), bytes.end());
+  assert(m_size + bytes.size() <= m_bound);
+  if (m_size + bytes.size() > m_bytes.size()) grow(m_size + bytes.size());
+  const std::size_t capacity = m_bytes.size();
+  std::size_t tail = m_head + m_size;
+  if (tail >= capacity) tail -= capacity;
+  const std::size_t first = std::min(bytes.size(), capacity - tail);
+  std::memcpy(m_bytes.data() + tail, bytes.data(), first);
+  if (first < bytes.size()) std::memcpy(m_bytes.data(), bytes.data() + first, bytes.size() - first);
+  m_size += bytes.size();
 }
 
 void TcpNat::ByteQueue::consume(std::size_t count) {
-  assert(count <= size());
+  assert(count <= m_size);
+  m_size -= count;
   m_head += count;
-  if (m_head == m_bytes.size()) {
-    // Give the memory back: idle connections should cost no buffers.
-    m_bytes.clear();
-    m_bytes.shrink_to_fit();
+  if (m_head >= m_bytes.size()) m_head -= m_bytes.size();
+  if (m_size == 0) {
+    // Give the memory back: idle connections should cost no buffers. The
+    // next fill allocates the capacity this one reached at once, so that a
+    // stream draining and refilling does not grow (and copy) step by step.
+    m_last_capacity = m_bytes.size();
+    m_bytes = std::vector<u8>();
     m_head = 0;
   }
+}
+
+TcpNat::ByteQueue::Parts TcpNat::ByteQueue::parts(std::size_t offset, std::size_t length) const {
+  assert(offset + length <= m_size);
+  if (length == 0) return {};
+  const std::size_t capacity = m_bytes.size();
+  std::size_t start = m_head + offset;
+  if (start >= capacity) start -= capacity;
+  const std::size_t first = std::min(length, capacity - start);
+  Parts p;
+  p.first = std::span<const u8>(m_bytes.data() + start, first);
+  if (first < length) p.second = std::span<const u8>(m_bytes.data(), length - first);
+  return p;
+}
+
+std::span<const u8> TcpNat::ByteQueue::contiguous(std::size_t offset, std::size_t length,
+                                                  std::span<u8> scratch) const {
+  const Parts p = parts(offset, length);
+  if (p.second.empty()) return p.first;
+  assert(scratch.size() >= length);
+  std::memcpy(scratch.data(), p.first.data(), p.first.size());
+  std::memcpy(scratch.data() + p.first.size(), p.second.data(), p.second.size());
+  return scratch.first(length);
 }
 
 // ---------------------------------------------------------------- basics
@@ -301,7 +343,13 @@ void TcpNat::flush_to_host(Iterator it) {
   Connection& c = it->second;
   c.flush_deadline = 0;
   if (c.has_socket && !c.host_shutdown && !c.to_host.empty()) {
-    const std::size_t taken = m_link.machine().host().socket_send(c.socket, c.to_host.view());
+    // HostIO has no gather send: the second part goes only when the host
+    // took all of the first, so the stream stays in order.
+    const ByteQueue::Parts parts = c.to_host.parts();
+    HostIO& host = m_link.machine().host();
+    std::size_t taken = std::min(host.socket_send(c.socket, parts.first), parts.first.size());
+    if (taken == parts.first.size() && !parts.second.empty())
+      taken += std::min(host.socket_send(c.socket, parts.second), parts.second.size());
     const std::size_t kept = std::min(taken, c.to_host.size());
     c.to_host.consume(kept);
     m_counters.bytes_to_host += kept;
@@ -467,7 +515,9 @@ int TcpNat::output(Iterator it) {
     if (length > 0 && burst_end) flags |= wire::kTcpPsh;
     if (fin) flags |= wire::kTcpFin;
     const u32 sequence = c.snd_nxt;
-    send_segment(key, c, Outgoing{sequence, c.rcv_nxt, flags, c.to_guest.view().subspan(offset, length)});
+    std::array<u8, kMss> scratch;  // used only when the segment wraps the ring
+    send_segment(key, c,
+                 Outgoing{sequence, c.rcv_nxt, flags, c.to_guest.contiguous(offset, length, scratch)});
     const u32 end = sequence + length + (fin ? 1 : 0);
     if (seq_ge(sequence, c.snd_max)) {
       m_counters.bytes_to_guest += length;
@@ -520,7 +570,8 @@ void TcpNat::retransmit_first(const Key& key, Connection& c) {
   u8 flags = wire::kTcpAck;
   if (length > 0) flags |= wire::kTcpPsh;
   if (fin) flags |= wire::kTcpFin;
-  send_segment(key, c, Outgoing{c.snd_una, c.rcv_nxt, flags, c.to_guest.view().first(length)});
+  std::array<u8, kMss> scratch;  // used only when the segment wraps the ring
+  send_segment(key, c, Outgoing{c.snd_una, c.rcv_nxt, flags, c.to_guest.contiguous(0, length, scratch)});
 }
 
 // ---------------------------------------------------------------- timers
@@ -646,7 +697,8 @@ void TcpNat::on_persist_timer(Iterator it, u64 now) {
   // One byte at snd_una: a guest whose window reopened takes and ACKs it;
   // one still closed drops it and ACKs with its window.
   ++m_counters.persist_probes;
-  send_segment(key, c, Outgoing{c.snd_una, c.rcv_nxt, wire::kTcpAck, c.to_guest.view().first(1)});
+  std::array<u8, kMss> scratch;  // used only when the segment wraps the ring
+  send_segment(key, c, Outgoing{c.snd_una, c.rcv_nxt, wire::kTcpAck, c.to_guest.contiguous(0, 1, scratch)});
   // The probe byte is not counted as sent: a guest whose window is still
   // closed drops it, and once the window reopens output must start at
   // snd_una, not one byte past a hole (a guest without an out-of-order

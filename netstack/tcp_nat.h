@@ -8,6 +8,7 @@
 // state is plain values, so a connection survives a snapshot and hashes
 // the same in record and replay.
 
+#include <algorithm>
 #include <cereal/types/common.hpp>
 #include <cereal/types/map.hpp>
 #include <cstddef>
@@ -231,23 +232,64 @@ class TcpNat {
   // A FIFO of bytes in a vector: no allocation while empty (an idle
   // connection costs only its bookkeeping), consumed from the front by an
   // index and compacted when the dead prefix dominates.
+ public:
+  // Public for its unit tests.
+  // A ring of bytes with a fixed bound, so that a bulk stream copies each
+  // byte in once and out once (a vector compacted to its front copied it
+  // again). The storage grows by doubling up to the bound and is released
+  // when the queue drains.
   class ByteQueue {
    public:
-    std::size_t size() const { return m_bytes.size() - m_head; }
-    bool empty() const { return size() == 0; }
-    std::span<const u8> view() const { return std::span(m_bytes).subspan(m_head); }
+    explicit ByteQueue(std::size_t bound) : m_bound(bound) {}
+    std::size_t size() const { return m_size; }
+    bool empty() const { return m_size == 0; }
+    std::size_t bound() const { return m_bound; }
+    std::size_t capacity() const { return m_bytes.size(); }
+    // The live bytes [offset, offset + length) as at most two spans, in order.
+    struct Parts {
+      std::span<const u8> first;
+      std::span<const u8> second;
+    };
+    Parts parts(std::size_t offset, std::size_t length) const;
+    Parts parts() const { return parts(0, m_size); }
+    // The same bytes as one span: a view into the ring unless they wrap, in
+    // which case they are copied into scratch (at least length bytes).
+    std::span<const u8> contiguous(std::size_t offset, std::size_t length, std::span<u8> scratch) const;
+    // Asserts that size() + bytes.size() <= bound(): callers check the limit.
     void append(std::span<const u8> bytes);
     void consume(std::size_t count);
     template <class Archive>
     void serialize(Archive& ar) {
-      ar(REEL_FIELD(m_bytes), REEL_FIELD(m_head));
+      // The live bytes in order, never the raw ring, so that state hashes
+      // depend only on the logical content.
+      std::vector<u8> bytes;
+      if constexpr (!Archive::is_loading::value) {
+        bytes.reserve(m_size);
+        const Parts p = parts();
+        bytes.insert(bytes.end(), p.first.begin(), p.first.end());
+        bytes.insert(bytes.end(), p.second.begin(), p.second.end());
+      }
+      ar(cereal::make_nvp("bytes", bytes));
+      if constexpr (Archive::is_loading::value) {
+        m_bytes.clear();
+        m_head = 0;
+        m_size = 0;
+        append(std::span<const u8>(bytes).first(std::min(bytes.size(), m_bound)));
+      }
     }
 
    private:
-    std::vector<u8> m_bytes;
-    std::size_t m_head = 0;
+    void grow(std::size_t needed);
+    std::vector<u8> m_bytes;  // the ring; its size is the capacity
+    std::size_t m_head = 0;   // index of the first live byte
+    std::size_t m_size = 0;
+    std::size_t m_bound;
+    // A sizing hint only: it never changes which bytes are queued, so it
+    // stays out of the state.
+    std::size_t m_last_capacity = 0;
   };
 
+ private:
   struct OutOfOrder {
     u32 sequence = 0;
     std::vector<u8> bytes;
@@ -283,12 +325,12 @@ class TcpNat {
     u32 snd_wnd = 0;
     u32 snd_wl1 = 0;
     u32 snd_wl2 = 0;
-    ByteQueue to_guest;
+    ByteQueue to_guest{kToGuestHardLimit};
     // From the guest.
     u32 irs = 0;
     u32 rcv_nxt = 0;
     u32 rcv_adv = 0;  // the right edge we advertised
-    ByteQueue to_host;
+    ByteQueue to_host{kToHostLimit};
     std::vector<OutOfOrder> out_of_order;  // sorted by sequence, no two equal
     // Timers (0: off), RFC 6298 estimator, Karn's one timed segment.
     u64 rtx_deadline = 0;

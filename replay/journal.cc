@@ -205,6 +205,9 @@ void validate_event(const JournalEvent& e, const std::string& name) {
     case EventKind::socket_event:
       (void)decode_socket_event(e, name);
       break;
+    case EventKind::keyframe:
+      (void)decode_keyframe(e, name);
+      break;
   }
 }
 
@@ -249,6 +252,8 @@ const char* event_kind_name(EventKind kind) {
       return "socket_control";
     case EventKind::socket_event:
       return "socket_event";
+    case EventKind::keyframe:
+      return "keyframe";
   }
   return "unknown";
 }
@@ -516,6 +521,62 @@ IdleAdvanceRecord decode_idle_advance(const JournalEvent& e, const std::string& 
   r.expect_done("idle_advance event");
   return a;
 }
+std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
+                                std::span<const u8> state) {
+  ByteWriter w;
+  w.u64v(state_hash);
+  w.u32v(static_cast<u32>(consoles.size()));
+  for (const ConsoleDigestRecord& d : consoles) {
+    w.u32v(d.channel);
+    w.u64v(d.total);
+    w.u64v(d.hash);
+  }
+  w.u64v(state.size());
+  // Level 1: a keyframe is taken while the guest runs, and machine state
+  // is mostly zero pages, which any level squeezes.
+  uLongf packed_size = compressBound(static_cast<uLong>(state.size()));
+  std::vector<u8> packed(packed_size);
+  if (compress2(packed.data(), &packed_size, state.data(), static_cast<uLong>(state.size()), 1) != Z_OK)
+    packed_size = 0;  // cannot happen with compressBound; an empty stream fails to inflate, loudly
+  packed.resize(packed_size);
+  w.bytes(packed);
+  return std::move(w.data());
+}
+
+KeyframeRecord decode_keyframe(const JournalEvent& e, const std::string& name) {
+  ByteReader r = payload_reader(e, EventKind::keyframe, name);
+  KeyframeRecord k;
+  k.state_hash = r.u64v();
+  const u32 n = r.u32v();
+  if (n > r.left() / 20) r.fail("keyframe event claims " + std::to_string(n) + " consoles");
+  for (u32 i = 0; i < n; ++i) {
+    ConsoleDigestRecord d;
+    d.channel = r.u32v();
+    d.total = r.u64v();
+    d.hash = r.u64v();
+    k.consoles.push_back(d);
+  }
+  k.state_size = r.u64v();
+  k.packed = r.bytes();
+  r.expect_done("keyframe event");
+  // Deflate expands at most about 1032:1: a larger claim is a lie, and
+  // refusing it here bounds what keyframe_state allocates.
+  if (k.state_size > kMaxChunkPayload * 4 || k.state_size > (k.packed.size() + 64) * 1040)
+    ByteReader(e.payload, e.offset, name).fail("keyframe claims an impossible state size");
+  return k;
+}
+
+std::vector<u8> keyframe_state(const JournalEvent& e, const KeyframeRecord& k, const std::string& name) {
+  std::vector<u8> out(k.state_size);
+  uLongf out_size = static_cast<uLongf>(k.state_size);
+  if (uncompress(out.data(), &out_size, k.packed.data(), static_cast<uLong>(k.packed.size())) != Z_OK ||
+      out_size != k.state_size) {
+    throw JournalError(name + ": keyframe at icount " + std::to_string(e.icount) + " (byte offset " +
+                       std::to_string(e.offset) + ") is corrupted: its compressed state does not inflate");
+  }
+  return out;
+}
+
 u64 decode_checkpoint(const JournalEvent& e, const std::string& name) {
   ByteReader r = payload_reader(e, EventKind::checkpoint, name);
   const u64 v = r.u64v();
@@ -668,6 +729,12 @@ std::string describe_event(const JournalEvent& e) {
         s += ")";
         break;
       }
+      case EventKind::keyframe: {
+        const KeyframeRecord k = decode_keyframe(e, "");
+        s += " (" + std::to_string(k.state_size) + " bytes of state, " + std::to_string(k.packed.size()) +
+             " stored)";
+        break;
+      }
     }
   } catch (const JournalError&) {
   }
@@ -763,6 +830,12 @@ void JournalWriter::flush() {
   }
 }
 
+void JournalWriter::set_keyframes(u64 interval, KeyframeMaker make) {
+  m_keyframe_interval = interval;
+  m_make_keyframe = interval ? std::move(make) : KeyframeMaker();
+  m_next_keyframe = interval;
+}
+
 void JournalWriter::append(EventKind kind, u64 icount, std::span<const u8> payload) {
   if (icount < m_last_icount) {
     throw std::logic_error(m_name + ": journal event " + event_kind_name(kind) + " at icount " +
@@ -775,6 +848,16 @@ void JournalWriter::append(EventKind kind, u64 icount, std::span<const u8> paylo
   m_pending.raw(payload);
   m_last_icount = icount;
   ++m_events;
+  if (kind == EventKind::checkpoint && m_make_keyframe && icount >= m_next_keyframe) {
+    m_next_keyframe = (icount / m_keyframe_interval + 1) * m_keyframe_interval;
+    const std::vector<u8> k = m_make_keyframe(icount);
+    if (!k.empty()) {
+      ++m_keyframes;
+      m_keyframe_bytes += k.size();
+      append(EventKind::keyframe, icount, k);
+      return;  // that append flushed as needed
+    }
+  }
   if (m_pending.data().size() >= kFlushThreshold) flush();
 }
 

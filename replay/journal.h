@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdio>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <span>
@@ -39,8 +40,9 @@ class JournalError : public std::runtime_error {
 // 3 added host sockets (1 and 2 were never released); 4 added the ICMP echo
 // socket kind and jailed file reads (file_read events with the bytes
 // embedded). 5 may store embedded contents zlib-compressed (flag 2). Each
-// version only added to the one before, so versions 3 to 5 all read.
-inline constexpr u32 kJournalFormatVersion = 5;
+// version only added to the one before, so versions 3 to 5 all read. 6 added
+// keyframes (a machine state a replay can start from); 3 to 6 all read.
+inline constexpr u32 kJournalFormatVersion = 6;
 inline constexpr u32 kJournalOldestReadableVersion = 3;
 
 enum class EventKind : u8 {
@@ -56,8 +58,9 @@ enum class EventKind : u8 {
   socket_send = 10,     // socket, destination, size and XXH3 of the bytes, how many the host took
   socket_control = 11,  // socket, pause/resume/shutdown/close
   socket_event = 12,    // SocketEvent: accepts, connects, data, datagrams, EOF, errors
+  keyframe = 13,        // state hash, console digests, zlib of Machine::save_state
 };
-inline constexpr u8 kLastEventKind = static_cast<u8>(EventKind::socket_event);
+inline constexpr u8 kLastEventKind = static_cast<u8>(EventKind::keyframe);
 
 const char* event_kind_name(EventKind kind);
 // Synchronous events answer a request the machine makes while it runs; the
@@ -199,6 +202,17 @@ struct SocketControlRecord {
 };
 const char* socket_control_name(SocketControlRecord::Op op);
 
+// A whole machine state at a boundary, written right after a checkpoint at
+// the same count, so that a replay can start there in a fresh machine
+// instead of running the journal from its start (reel diff re-runs one
+// interval this way). The console digests are the recording's at this count.
+struct KeyframeRecord {
+  u64 state_hash = 0;  // Machine::state_hash(), checked after the load
+  std::vector<ConsoleDigestRecord> consoles;
+  u64 state_size = 0;      // bytes of the saved state
+  std::vector<u8> packed;  // zlib stream of them
+};
+
 std::vector<u8> encode_host_time(i64 ns);
 std::vector<u8> encode_file_read(const FileReadRecord& r);
 std::vector<u8> encode_console_open(const ConsoleOpenRecord& r);
@@ -211,6 +225,9 @@ std::vector<u8> encode_socket_open(const SocketOpenRecord& r);
 std::vector<u8> encode_socket_send(const SocketSendRecord& r);
 std::vector<u8> encode_socket_control(const SocketControlRecord& r);
 std::vector<u8> encode_socket_event(const SocketEvent& e);
+// Compresses `state` (Machine::save_state, StateParts::all).
+std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
+                                std::span<const u8> state);
 
 // Decoders check the event's kind and that the payload is exactly one
 // record; the reader runs them on every event it loads, so events of a
@@ -227,6 +244,11 @@ SocketOpenRecord decode_socket_open(const JournalEvent& e, const std::string& na
 SocketSendRecord decode_socket_send(const JournalEvent& e, const std::string& name);
 SocketControlRecord decode_socket_control(const JournalEvent& e, const std::string& name);
 SocketEvent decode_socket_event(const JournalEvent& e, const std::string& name);
+// The structure only; the reader does not inflate every keyframe it loads.
+KeyframeRecord decode_keyframe(const JournalEvent& e, const std::string& name);
+// Inflates a keyframe's state; throws JournalError (naming the event's
+// offset) when the stream is corrupted or its size lies.
+std::vector<u8> keyframe_state(const JournalEvent& e, const KeyframeRecord& k, const std::string& name);
 // One line for messages: "console_input at icount 1234 (channel 0, 6 bytes)".
 std::string describe_event(const JournalEvent& e);
 
@@ -256,6 +278,15 @@ class JournalWriter {
   // icount must not decrease from one event to the next.
   void append(EventKind kind, u64 icount, std::span<const u8> payload);
   void flush();
+
+  // Keyframes: after the first checkpoint at or past each multiple of
+  // `interval`, `make` is called (at that boundary, so the machine state is
+  // the checkpoint's) and a non-empty result is appended as a keyframe
+  // event (encode_keyframe). An empty result skips this one.
+  using KeyframeMaker = std::function<std::vector<u8>(u64 icount)>;
+  void set_keyframes(u64 interval, KeyframeMaker make);
+  u64 keyframes_written() const { return m_keyframes; }
+  u64 keyframe_bytes() const { return m_keyframe_bytes; }
   void close();
 
   const std::string& path() const { return m_name; }
@@ -280,6 +311,11 @@ class JournalWriter {
   ByteWriter m_pending;  // events not yet written
   u64 m_last_icount = 0;
   u64 m_events = 0;
+  u64 m_keyframe_interval = 0;
+  u64 m_next_keyframe = 0;
+  KeyframeMaker m_make_keyframe;
+  u64 m_keyframes = 0;
+  u64 m_keyframe_bytes = 0;
   u64 m_offset = 0;  // end of the last complete chunk
 };
 

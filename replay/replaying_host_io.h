@@ -85,6 +85,16 @@ class ReplayingHostIO : public HostIO {
   ReplayCursor cursor() const;
   void restore_cursor(const ReplayCursor& cursor);
 
+  // Keyframes: position this replay at the keyframe event `index` of the
+  // journal, in a fresh machine that was built from the journal (its
+  // consoles opened) and then loaded with the keyframe's state. The replay
+  // then answers from the event after the keyframe. A console's running
+  // digest cannot be resumed from the recorded hash, so digests past a
+  // keyframe start check the byte counts only; checkpoints and the final
+  // state hash still check the whole machine.
+  void start_at_keyframe(size_t index);
+  std::optional<u64> started_at_keyframe() const { return m_keyframe_icount; }
+
   u64 events_consumed() const { return m_next; }
   // The instruction count of the last checkpoint that matched (nullopt
   // before the first), and where replay diverged (nullopt until it does):
@@ -125,6 +135,8 @@ class ReplayingHostIO : public HostIO {
   bool m_silent_consoles = false;
   std::optional<u64> m_end_time_ns;  // the recorded end's virtual time, once needed
   std::optional<u64> m_last_good_checkpoint;
+  std::optional<u64> m_keyframe_icount;
+  std::vector<ConsoleDigestRecord> m_digest_base;  // by channel, when started at a keyframe
   mutable std::optional<u64> m_divergence_icount;  // set by diverge(), which throws
 };
 

@@ -1363,5 +1363,114 @@ TEST_F(TcpNatTest, IdleConnectionsHoldNoBuffers) {
   RecordProperty("bytes_per_idle_connection", static_cast<int>(per_connection));
 }
 
+// ---------------------------------------------------------------- ByteQueue ring
+
+std::vector<u8> ring_bytes(const TcpNat::ByteQueue& q, std::size_t offset, std::size_t length) {
+  const auto p = q.parts(offset, length);
+  std::vector<u8> out(p.first.begin(), p.first.end());
+  out.insert(out.end(), p.second.begin(), p.second.end());
+  return out;
+}
+
+std::vector<u8> ring_pattern(std::size_t n, u8 seed) {
+  std::vector<u8> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<u8>(seed + i * 7);
+  return v;
+}
+
+TEST(ByteQueueRing, WrapsAroundAndConsumesAcrossTheWrap) {
+  TcpNat::ByteQueue q(8192);
+  const auto a = ring_pattern(3000, 1);
+  q.append(a);
+  const std::size_t capacity = q.capacity();
+  ASSERT_EQ(capacity, 4096u);
+  q.consume(2500);
+  const auto b = ring_pattern(3000, 9);  // 500 + 3000 > 4096 - 2500: wraps, no growth
+  q.append(b);
+  EXPECT_EQ(q.capacity(), capacity);
+  EXPECT_EQ(q.size(), 3500u);
+  const auto p = q.parts();
+  EXPECT_FALSE(p.second.empty());
+  std::vector<u8> expect(a.begin() + 2500, a.end());
+  expect.insert(expect.end(), b.begin(), b.end());
+  EXPECT_EQ(ring_bytes(q, 0, q.size()), expect);
+  // Consume across the wrap point (head at 2500, capacity 4096).
+  q.consume(2000);
+  expect.erase(expect.begin(), expect.begin() + 2000);
+  EXPECT_EQ(q.size(), 1500u);
+  EXPECT_TRUE(q.parts().second.empty());
+  EXPECT_EQ(ring_bytes(q, 0, q.size()), expect);
+}
+
+TEST(ByteQueueRing, SegmentSpanningTheWrapIsCopiedIntoScratch) {
+  TcpNat::ByteQueue q(8192);
+  q.append(ring_pattern(4000, 3));
+  q.consume(3900);
+  const auto b = ring_pattern(1000, 5);
+  q.append(b);  // 96 bytes at the ring's end, then the front
+  std::array<u8, 1460> scratch{};
+  const auto whole = ring_bytes(q, 50, 600);
+  const auto seg = q.contiguous(50, 600, scratch);
+  EXPECT_EQ(seg.data(), scratch.data()) << "spans the wrap, so it is copied";
+  EXPECT_EQ(std::vector<u8>(seg.begin(), seg.end()), whole);
+  EXPECT_EQ(whole[0], static_cast<u8>(3 + 3950 * 7));
+  EXPECT_EQ(whole[50], b[0]);
+  // A segment after the wrap is a view, not a copy.
+  const auto later = q.contiguous(200, 500, scratch);
+  EXPECT_NE(later.data(), scratch.data());
+  EXPECT_EQ(std::vector<u8>(later.begin(), later.end()), std::vector<u8>(b.begin() + 100, b.begin() + 600));
+}
+
+TEST(ByteQueueRing, SerializeRoundTripKeepsOnlyTheLiveBytes) {
+  TcpNat::ByteQueue wrapped(8192);
+  wrapped.append(ring_pattern(4000, 3));
+  wrapped.consume(3000);
+  wrapped.append(ring_pattern(2000, 4));
+  TcpNat::ByteQueue straight(8192);
+  straight.append(ring_bytes(wrapped, 0, wrapped.size()));
+  auto save = [](TcpNat::ByteQueue& q) {
+    std::ostringstream os;
+    {
+      cereal::BinaryOutputArchive ar(os);
+      q.serialize(ar);
+    }
+    return os.str();
+  };
+  const std::string a = save(wrapped);
+  // Same logical content, different ring layout: same state.
+  EXPECT_EQ(a, save(straight));
+  TcpNat::ByteQueue loaded(8192);
+  std::istringstream is(a);
+  {
+    cereal::BinaryInputArchive ar(is);
+    loaded.serialize(ar);
+  }
+  EXPECT_EQ(loaded.size(), 3000u);
+  EXPECT_EQ(ring_bytes(loaded, 0, loaded.size()), ring_bytes(wrapped, 0, wrapped.size()));
+  EXPECT_LT(a.size(), 3100u) << "serializes the live bytes, not the capacity";
+}
+
+TEST(ByteQueueRing, CapacityStaysWithinTheBound) {
+  TcpNat::ByteQueue q(TcpNat::kToHostLimit);
+  const auto chunk = ring_pattern(1000, 1);
+  std::size_t total = 0;
+  while (total + chunk.size() <= q.bound()) {
+    q.append(chunk);
+    total += chunk.size();
+  }
+  EXPECT_EQ(q.size(), total);
+  EXPECT_LE(q.capacity(), TcpNat::kToHostLimit);
+  EXPECT_GE(q.capacity(), total);
+  // Keep cycling through the full ring: it never grows past the bound.
+  for (int i = 0; i < 200; ++i) {
+    q.consume(1000);
+    q.append(ring_pattern(1000, static_cast<u8>(i)));
+    ASSERT_LE(q.capacity(), TcpNat::kToHostLimit);
+  }
+  EXPECT_EQ(ring_bytes(q, q.size() - 1000, 1000), ring_pattern(1000, 199));
+  q.consume(q.size());
+  EXPECT_EQ(q.capacity(), 0u) << "a drained queue holds no buffer";
+}
+
 }  // namespace
 }  // namespace reel
