@@ -11,6 +11,7 @@ packages=(
   zlib1g-dev                         # compressed files embedded in journals (record --embed)
   qemu-system-x86                    # oracle: the same guest ELF under QEMU
   gdb bc
+  python3                            # test helpers and the Linux initramfs packer
   tshark                             # checks the pcap files of -net dump
   libslirp-dev                       # oracle: QEMU's user-mode network, in-process
 )
