@@ -16,6 +16,7 @@ namespace {
 constexpr size_t kAltMemK = 0x1e0;
 constexpr size_t kE820Entries = 0x1e8;
 constexpr size_t kSetupSects = 0x1f1;
+constexpr size_t kSysSize = 0x1f4;
 constexpr size_t kBootFlag = 0x1fe;
 constexpr size_t kJump = 0x200;
 constexpr size_t kHeader = 0x202;
@@ -110,6 +111,13 @@ LinuxLoadResult load_linux(GuestMemory& memory, std::span<const u8> image, std::
   if (header_end > setup_bytes || header_end > kBootParamsSize)
     return fail("bzImage setup header length is corrupt");
 
+  // syssize (protocol 2.04+) is the protected-mode code's length in 16-byte
+  // units: a file shorter than that was cut (a partial download, say).
+  const u64 sys_bytes = u64{le32(image, kSysSize)} * 16;
+  if (image.size() - setup_bytes < sys_bytes) {
+    return fail("bzImage truncated: " + std::to_string(image.size()) + " bytes, but its header says " +
+                std::to_string(setup_bytes + sys_bytes));
+  }
   const std::span<const u8> kernel = image.subspan(setup_bytes);
   const u32 entry = le32(image, kCode32Start);
   // The decompressor works in place from the load address up to init_size

@@ -63,7 +63,9 @@ std::vector<u8> bzimage(u16 version = 0x020f, u8 setup_sects = 1, u32 init_size 
   put32(b, 0x22c, 0x37ffffff);
   put32(b, 0x238, 255);
   put32(b, 0x260, init_size);
+  put32(b, 0x1f4, static_cast<u32>((payload.size() + 15) / 16));  // syssize
   b.insert(b.end(), payload.begin(), payload.end());
+  b.resize(b.size() + (16 - payload.size() % 16) % 16, 0);
   return b;
 }
 
@@ -131,6 +133,10 @@ TEST(LinuxLoader, RefusesBadImages) {
   std::vector<u8> truncated = bzimage(0x020f, 4);
   truncated.resize(1024);
   EXPECT_NE(load_linux(mem, truncated, {}, "").error.find("truncated"), std::string::npos);
+  // Cut inside the protected-mode code, which syssize says how long it is.
+  std::vector<u8> short_kernel = bzimage();
+  short_kernel.resize(short_kernel.size() - 16);
+  EXPECT_NE(load_linux(mem, short_kernel, {}, "").error.find("truncated"), std::string::npos);
   EXPECT_NE(load_linux(mem, bzimage(0x0204), {}, "").error.find("2.4 is too old"), std::string::npos);
   std::vector<u8> low = bzimage();
   low[0x211] = 0;
