@@ -7,6 +7,7 @@
 
 #include "core/cpu/cpu.h"
 #include "core/guest_memory.h"
+#include "core/le_bytes.h"
 
 namespace reel {
 
@@ -40,27 +41,6 @@ constexpr u8 kLoaderUndefined = 0xff;
 constexpr u16 kMinVersion = 0x0206;
 constexpr u32 kPage = 0x1000;
 constexpr u32 kCmdlineRoom = kLinuxGdt - kLinuxCmdline;
-
-u16 le16(std::span<const u8> b, size_t at) { return static_cast<u16>(b[at] | b[at + 1] << 8); }
-u32 le32(std::span<const u8> b, size_t at) {
-  return u32{b[at]} | u32{b[at + 1]} << 8 | u32{b[at + 2]} << 16 | u32{b[at + 3]} << 24;
-}
-void put16(std::span<u8> b, size_t at, u16 v) {
-  b[at] = static_cast<u8>(v);
-  b[at + 1] = static_cast<u8>(v >> 8);
-}
-void put32(std::span<u8> b, size_t at, u32 v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<u8>(v >> (8 * i));
-}
-void put64(std::span<u8> b, size_t at, u64 v) {
-  for (int i = 0; i < 8; ++i) b[at + i] = static_cast<u8>(v >> (8 * i));
-}
-
-std::string hex(u64 v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 LinuxLoadResult fail(std::string message) {
   LinuxLoadResult r;

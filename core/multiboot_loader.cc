@@ -7,6 +7,7 @@
 
 #include "core/elf_image.h"
 #include "core/guest_memory.h"
+#include "core/le_bytes.h"
 
 namespace reel {
 
@@ -34,20 +35,6 @@ constexpr u32 kInfoSize = 88;                // struct multiboot_info up to vbe_
 constexpr u32 kMmapEntrySize = 24;           // size field + base + length + type
 constexpr u32 kBootDeviceNone = 0x8000ffff;  // BIOS drive 0x80, no partitions
 constexpr u32 kPage = 0x1000;
-
-u32 le32(std::span<const u8> b, size_t at) {
-  return u32{b[at]} | u32{b[at + 1]} << 8 | u32{b[at + 2]} << 16 | u32{b[at + 3]} << 24;
-}
-
-void put32(std::span<u8> b, size_t at, u32 v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<u8>(v >> (8 * i));
-}
-
-std::string hex(u64 v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 MultibootLoadResult fail(std::string message) {
   MultibootLoadResult r;
