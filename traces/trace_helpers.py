@@ -12,6 +12,7 @@ usage:
   trace_helpers.py redir-client PORT BYTES SEED SECONDS
   trace_helpers.py pattern-file PATH BYTES SEED   (prints the hash)
   trace_helpers.py pattern-hash BYTES SEED
+  trace_helpers.py linux-init-hash BYTES          (the Linux init's TCP stream)
 """
 
 import socket
@@ -154,6 +155,16 @@ def redir_client(port, nbytes, seed, seconds):
     return False
 
 
+def linux_init_hash(nbytes):
+    """FNV-1a 32 of the stream the Linux init (tests/guests/linux/init.c)
+    sends: its LCG's bit 16..23, in whole 4 KiB chunks."""
+    seed, h = 12345, 0x811C9DC5
+    for _ in range(-(-nbytes // 4096) * 4096):
+        seed = (seed * 1103515245 + 12345) & M32
+        h = ((h ^ ((seed >> 16) & 0xFF)) * 16777619) & M32
+    return h
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -177,6 +188,9 @@ def main(argv):
         return 0
     if cmd == "pattern-hash":
         print(hex64(fnv64(pattern(int(argv[3]), int(argv[2])))))
+        return 0
+    if cmd == "linux-init-hash":
+        print("%08x" % linux_init_hash(int(argv[2])))
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -2,8 +2,9 @@
 // system calls and no libc. The kernel has configured eth0 with ip=dhcp
 // before it runs init (ip_auto_config waits for the lease), so init goes
 // straight to its steps, printing one console line per step:
-//   1. a TCP exchange of kTcpBytes with the echo server at 10.0.2.2:$reel_echo,
-//      checked by FNV-1a of what was sent against what came back;
+//   1. a TCP exchange of $reel_echo_bytes (default 2 MiB, whole 4 KiB chunks)
+//      with the echo server at 10.0.2.2:$reel_echo, checked by FNV-1a of what
+//      was sent against what came back;
 //   2. a UDP DNS query for $reel_dns_name (default "reel.test") to 10.0.2.3:53,
 //      or to 10.0.2.2:$reel_dns_port when that is set (QEMU's slirp cannot
 //      point 10.0.2.3 at a test resolver);
@@ -140,17 +141,17 @@ static void fail(const char* step, long err) {
   put("\n");
 }
 
-enum { kTcpBytes = 2u << 20, kChunk = 4096 };
+enum { kDefaultTcpBytes = 2u << 20, kChunk = 4096 };
 static u8 g_out[kChunk], g_in[kChunk];
 
-static int tcp_step(u32 port) {
+static int tcp_step(u32 port, u32 total) {
   const long fd = sys3(kSysSocket, 2, 1, 0);  // AF_INET, SOCK_STREAM
   if (fd < 0) return fail("tcp socket", fd), 0;
   struct SockaddrIn to = inet(10, 0, 2, 2, (u16)port);
   long r = sys3(kSysConnect, fd, (long)&to, sizeof to);
   if (r < 0) return fail("tcp connect", r), 0;
   u32 sent_hash = 2166136261u, recv_hash = 2166136261u, seed = 12345;
-  for (u32 done = 0; done < kTcpBytes; done += kChunk) {
+  for (u32 done = 0; done < total; done += kChunk) {
     for (u32 i = 0; i < kChunk; ++i) {
       seed = seed * 1103515245u + 12345u;
       g_out[i] = (u8)(seed >> 16);
@@ -170,7 +171,7 @@ static int tcp_step(u32 port) {
   }
   sys3(kSysClose, fd, 0, 0);
   put("reel-init: tcp echo ");
-  put_u32(kTcpBytes, 10, 1);
+  put_u32(total, 10, 1);
   put(" bytes sent fnv1a=");
   put_u32(sent_hash, 16, 8);
   put(" received fnv1a=");
@@ -254,7 +255,10 @@ void start_c(long* sp) {
   put("reel-init: started, eth0 configured by ip=dhcp\n");
   const u32 echo_port = parse_u32(env_get(envp, "reel_echo"));
   if (echo_port) {
-    tcp_step(echo_port);
+    // A trace kept in the repository uses a short exchange; the tests use the default.
+    const u32 asked = parse_u32(env_get(envp, "reel_echo_bytes"));
+    const u32 chunks = asked ? (asked + kChunk - 1) / kChunk : kDefaultTcpBytes / kChunk;
+    tcp_step(echo_port, chunks * kChunk);
   } else {
     put("reel-init: tcp skipped (no reel_echo=PORT)\n");
   }
