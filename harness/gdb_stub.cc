@@ -405,30 +405,86 @@ struct GdbStub::Impl {
     return "OK";
   }
 
-  // Linear addresses: paging is not implemented yet (issue 7), so linear is
-  // physical and gdb's addresses index RAM directly. MMIO is never touched
-  // (a read could have side effects): those bytes are unreadable.
+  // One piece of a linear range that lies in one page: where it is in
+  // physical memory.
+  struct PhysicalPiece {
+    u32 physical = 0;
+    u32 length = 0;
+  };
+
+  // gdb's addresses are linear, as the guest's instructions use them. With
+  // paging on (CR0.PG) every page of [addr, addr+len) is translated on its
+  // own through the guest's page tables (Cpu::debug_translate: no TLB fill,
+  // no accessed bits), since the next linear page can map anywhere. The
+  // pieces stop at the first unmapped page or at 4 GiB.
+  std::vector<PhysicalPiece> physical_pieces(u64 addr, u64 len) const {
+    std::vector<PhysicalPiece> pieces;
+    while (len > 0 && addr <= 0xffffffffu) {
+      const u64 in_page = GuestMemory::kPageSize - (addr & (GuestMemory::kPageSize - 1));
+      const u32 n = static_cast<u32>(std::min(len, in_page));
+      u32 physical = 0;
+      if (!m.cpu().debug_translate(static_cast<u32>(addr), physical)) break;
+      pieces.push_back({physical, n});
+      addr += n;
+      len -= n;
+    }
+    return pieces;
+  }
+
+  // MMIO is never touched (a read could have side effects): those bytes are
+  // unreadable, as unmapped ones are. When only the start of the range can
+  // be read, the reply holds those bytes: GDB's remote protocol allows an
+  // 'm' reply "fewer addressable memory units than requested if the server
+  // was able to read only part of the region", and gdb then asks for the
+  // rest, whose error tells it exactly where memory stops (`x/8x` across
+  // into an unmapped page shows the mapped words). An error only when not
+  // even the first byte can be read.
   std::string read_memory(u64 addr, u64 len) {
     len = std::min<u64>(len, gdb::kMaxPacket / 2);
     std::vector<u8> out;
-    for (u64 i = 0; i < len; ++i) {
-      u8 b = 0;
-      if (addr + i > 0xffffffffu || !m.memory().read(static_cast<u32>(addr + i), std::span<u8>(&b, 1))) break;
-      out.push_back(b);
+    for (const PhysicalPiece& piece : physical_pieces(addr, len)) {
+      const size_t before = out.size();
+      for (u32 i = 0; i < piece.length; ++i) {
+        u8 b = 0;
+        if (!m.memory().read(piece.physical + i, std::span<u8>(&b, 1))) break;
+        out.push_back(b);
+      }
+      if (out.size() - before < piece.length) break;
     }
     if (out.empty() && len > 0) return "E14";
     return gdb::to_hex(out);
   }
 
+  // All or nothing: 'M' and 'X' have no partial reply, and a write that
+  // stopped at an unmapped page would leave memory changed behind gdb's
+  // back. GuestMemory::write keeps the CPU coherent with the new bytes (its
+  // code listener drops decoded blocks of the page, its page-table listener
+  // the TLB).
   std::string write_memory(const gdb::MemoryWrite& w) {
     if (w.bytes.empty()) return "OK";
     if (w.address + w.bytes.size() > 0x100000000ull) return "E14";
-    const u32 addr = static_cast<u32>(w.address);
-    std::vector<u8> current(w.bytes.size());
-    const bool readable = m.memory().read(addr, current);
-    if (readable && current == w.bytes) return "OK";
+    const std::vector<PhysicalPiece> pieces = physical_pieces(w.address, w.bytes.size());
+    u64 mapped = 0;
+    for (const PhysicalPiece& piece : pieces) {
+      if (!m.memory().is_ram(piece.physical, piece.length)) return "E14";
+      mapped += piece.length;
+    }
+    if (mapped < w.bytes.size()) return "E14";
+    bool same = true;
+    size_t at = 0;
+    for (const PhysicalPiece& piece : pieces) {
+      std::vector<u8> current(piece.length);
+      m.memory().read(piece.physical, current);
+      same = same && std::equal(current.begin(), current.end(), w.bytes.begin() + static_cast<ptrdiff_t>(at));
+      at += piece.length;
+    }
+    if (same) return "OK";
     if (replaying()) return refuse("write guest memory");
-    if (!m.memory().write(addr, w.bytes)) return "E14";
+    at = 0;
+    for (const PhysicalPiece& piece : pieces) {
+      m.memory().write(piece.physical, std::span<const u8>(w.bytes).subspan(at, piece.length));
+      at += piece.length;
+    }
     return "OK";
   }
 

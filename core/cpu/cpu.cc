@@ -241,7 +241,7 @@ bool ram_at(const u8* flags, u32 size, u32 addr) {
 }
 }  // namespace
 
-u32 Cpu::read_phys(u32 addr, unsigned size) {
+u32 Cpu::read_phys(u32 addr, unsigned size, u32 lin) {
   const u32 page = addr >> GuestMemory::kPageShift;
   const bool one_page = ((addr + size - 1) >> GuestMemory::kPageShift) == page;
   if (one_page && u64{addr} + size <= m_ram_size) {
@@ -258,20 +258,24 @@ u32 Cpu::read_phys(u32 addr, unsigned size) {
   for (unsigned i = 0; i < size; ++i) {
     const u32 a = addr + i;
     const bool ram = ram_at(m_page_flags, m_ram_size, a);
-    if (ram && (m_page_flags[a >> GuestMemory::kPageShift] & kDebugWatchPage)) debug_access(a, 1, false);
+    if (ram && (m_page_flags[a >> GuestMemory::kPageShift] & kDebugWatchPage))
+      debug_access(lin + i, 1, false);
     const u32 byte = ram ? m_ram[a] : (m_mmio.read(a, 1) & 0xff);
     v |= byte << (8 * i);
   }
   return v;
 }
 
-void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
+void Cpu::write_phys(u32 addr, unsigned size, u32 value, u32 lin) {
   const u32 page = addr >> GuestMemory::kPageShift;
   const bool one_page = ((addr + size - 1) >> GuestMemory::kPageShift) == page;
   if (one_page && u64{addr} + size <= m_ram_size) {
     const u8 flags = m_page_flags[page];
     if (!(flags & GuestMemory::kMmio)) {
-      if (flags) note_flagged_write(addr, size, flags);
+      if (flags) {
+        if (flags & kDebugWatchPage) debug_access(lin, size, true);
+        note_flagged_write(addr, size);
+      }
       std::memcpy(m_ram + addr, &value, size);
       return;
     }
@@ -284,7 +288,10 @@ void Cpu::write_phys(u32 addr, unsigned size, u32 value) {
     const u32 a = addr + i;
     const u8 byte = static_cast<u8>(value >> (8 * i));
     if (ram_at(m_page_flags, m_ram_size, a)) {
-      if (const u8 flags = m_page_flags[a >> GuestMemory::kPageShift]) note_flagged_write(a, 1, flags);
+      if (const u8 flags = m_page_flags[a >> GuestMemory::kPageShift]) {
+        if (flags & kDebugWatchPage) debug_access(lin + i, 1, true);
+        note_flagged_write(a, 1);
+      }
       m_ram[a] = byte;
     } else {
       m_mmio.write(a, 1, byte);
@@ -302,40 +309,64 @@ void Cpu::set_breakpoints(std::vector<u32> linear) {
 }
 
 void Cpu::set_watchpoints(std::vector<Watchpoint> watchpoints) {
-  for (const u32 page : m_watched_pages) m_page_flags[page] &= static_cast<u8>(~kDebugWatchPage);
-  m_watched_pages.clear();
   m_watchpoints = std::move(watchpoints);
-  const u32 pages = m_memory.page_count();
-  for (const Watchpoint& w : m_watchpoints) {
-    if (w.length == 0) continue;
-    // Linear = physical until paging exists (issue 7); then this must mark
-    // the physical pages the watched linear range maps to.
-    const u64 last = std::min<u64>(u64{w.address} + w.length - 1, 0xffffffffu);
-    for (u64 p = w.address >> GuestMemory::kPageShift; p <= (last >> GuestMemory::kPageShift) && p < pages;
-         ++p) {
-      m_page_flags[p] |= kDebugWatchPage;
-      m_watched_pages.push_back(static_cast<u32>(p));
-    }
-  }
+  flag_watched_pages();
   update_debug_mode();
 }
 
-// Out of line so the write paths that call it stay as small as they were
-// before watchpoints: a flagged page is the rare case.
-void Cpu::note_flagged_write(u32 phys, unsigned size, u8 flags) {
-  if (flags & kDebugWatchPage) debug_access(phys, size, true);
-  m_memory.note_write(phys, size);
+// Watchpoints are on linear addresses, as the 486's debug registers are,
+// but what sends an access to the slow path is a flag on the physical page
+// (kDebugWatchPage), which the fast paths test anyway. So the flags go on
+// the pages the watched linear pages map to now, and debug_access compares
+// linear addresses: an alias of a watched page (another linear page mapped
+// to the same physical one) takes the slow path but never hits. The
+// mapping can change (CR3 loads, page-table writes, CR0/CR4): each such
+// change drops the TLB (tlb_flush, which marks these flags stale), and
+// run_debug puts them back here before the next instruction. The directory
+// and table pages read on the way carry GuestMemory::kPageTable as the
+// TLB's do, so a write that maps a watched page (even one unmapped now)
+// drops the TLB too. Within the instruction that changes the mapping the
+// flags still follow the old one: an access to the watched page later in
+// that same instruction can be missed.
+void Cpu::flag_watched_pages() {
+  m_watch_flags_stale = false;
+  for (const u32 page : m_watched_pages) m_page_flags[page] &= static_cast<u8>(~kDebugWatchPage);
+  m_watched_pages.clear();
+  const u32 pages = m_memory.page_count();
+  for (const Watchpoint& w : m_watchpoints) {
+    if (w.length == 0) continue;
+    const u64 last = std::min<u64>(u64{w.address} + w.length - 1, 0xffffffffu);
+    for (u64 lp = w.address >> GuestMemory::kPageShift; lp <= (last >> GuestMemory::kPageShift); ++lp) {
+      u32 phys = 0;
+      u32 tables[2];
+      const bool mapped = debug_walk(static_cast<u32>(lp << GuestMemory::kPageShift), phys, tables);
+      for (const u32 t : tables) {
+        if (t >= pages || (m_page_flags[t] & GuestMemory::kPageTable)) continue;
+        m_page_flags[t] |= GuestMemory::kPageTable;
+        m_page_table_pages.push_back(t);
+      }
+      const u32 p = phys >> GuestMemory::kPageShift;
+      if (!mapped || p >= pages || (m_page_flags[p] & kDebugWatchPage)) continue;
+      m_page_flags[p] |= kDebugWatchPage;
+      m_watched_pages.push_back(p);
+    }
+  }
 }
 
-// An access to a page holding a watchpoint: the first overlapping watchpoint
-// of a matching kind ends the instruction's run (reported after it retires).
-void Cpu::debug_access(u32 phys, unsigned size, bool write) {
+// Out of line so the write paths that call it stay small: a flagged page
+// is the rare case.
+void Cpu::note_flagged_write(u32 phys, unsigned size) { m_memory.note_write(phys, size); }
+
+// An access to a page holding a watchpoint, at linear address `lin`: the
+// first overlapping watchpoint of a matching kind ends the instruction's run
+// (reported after it retires).
+void Cpu::debug_access(u32 lin, unsigned size, bool write) {
   if (m_debug_stop.kind != DebugStopKind::none) return;
   for (const Watchpoint& w : m_watchpoints) {
     const bool kind_ok = w.kind == DebugStopKind::watch_access ||
                          (write ? w.kind == DebugStopKind::watch_write : w.kind == DebugStopKind::watch_read);
     if (!kind_ok) continue;
-    if (u64{phys} + size <= w.address || u64{w.address} + w.length <= phys) continue;
+    if (u64{lin} + size <= w.address || u64{w.address} + w.length <= lin) continue;
     m_debug_stop = {w.kind, w.address};
     m_attention |= kAttentionStop;
     return;
@@ -346,21 +377,22 @@ void Cpu::debug_access(u32 phys, unsigned size, bool write) {
 // paging can map the two pages anywhere.
 u32 Cpu::read_lin_as(u32 lin, unsigned size, bool user) {
   if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - size)
-    return read_phys(translate_as(lin, false, user), size);
+    return read_phys(translate_as(lin, false, user), size, lin);
   u32 v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= read_phys(translate_as(lin + i, false, user), 1) << (8 * i);
+  for (unsigned i = 0; i < size; ++i)
+    v |= read_phys(translate_as(lin + i, false, user), 1, lin + i) << (8 * i);
   return v;
 }
 void Cpu::write_lin_as(u32 lin, unsigned size, u32 value, bool user) {
   if ((lin & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - size) {
-    write_phys(translate_as(lin, true, user), size, value);
+    write_phys(translate_as(lin, true, user), size, value, lin);
     return;
   }
   // Translate every byte first, so a page fault on the second page leaves
   // memory untouched.
   u32 phys[4];
   for (unsigned i = 0; i < size; ++i) phys[i] = translate_as(lin + i, true, user);
-  for (unsigned i = 0; i < size; ++i) write_phys(phys[i], 1, (value >> (8 * i)) & 0xff);
+  for (unsigned i = 0; i < size; ++i) write_phys(phys[i], 1, (value >> (8 * i)) & 0xff, lin + i);
 }
 
 // ------------------------------------------------------------------ paging
@@ -377,6 +409,9 @@ void Cpu::tlb_flush() {
   // The running block may have been fetched through a translation that
   // is gone: make the loop look its next block up again.
   m_attention |= kAttentionStop;
+  // Not now: from a page-table write this runs before the new entry is in
+  // memory (GuestMemory::note_write comes first).
+  m_watch_flags_stale = true;
 }
 
 void Cpu::tlb_flush_page(u32 lin) {
@@ -386,6 +421,12 @@ void Cpu::tlb_flush_page(u32 lin) {
 }
 
 bool Cpu::debug_translate(u32 lin, u32& phys) const {
+  u32 tables[2];
+  return debug_walk(lin, phys, tables);
+}
+
+bool Cpu::debug_walk(u32 lin, u32& phys, u32 (&tables)[2]) const {
+  tables[0] = tables[1] = ~0u;
   if (!m_paging) {
     phys = lin;
     return true;
@@ -396,13 +437,17 @@ bool Cpu::debug_translate(u32 lin, u32& phys) const {
     std::memcpy(&v, m_ram + addr, 4);
     return v;
   };
-  const u32 pde = read_entry((m_cr3 & 0xfffff000u) | ((lin >> 20) & 0xffcu));
+  const u32 pde_addr = (m_cr3 & 0xfffff000u) | ((lin >> 20) & 0xffcu);
+  tables[0] = pde_addr >> GuestMemory::kPageShift;
+  const u32 pde = read_entry(pde_addr);
   if (!(pde & 1)) return false;
   if ((pde & 0x80) && (m_cr4 & 0x10)) {
     phys = (pde & 0xffc00000u) | (lin & 0x003fffffu);
     return true;
   }
-  const u32 pte = read_entry((pde & 0xfffff000u) | ((lin >> 10) & 0xffcu));
+  const u32 pte_addr = (pde & 0xfffff000u) | ((lin >> 10) & 0xffcu);
+  tables[1] = pte_addr >> GuestMemory::kPageShift;
+  const u32 pte = read_entry(pte_addr);
   if (!(pte & 1)) return false;
   phys = (pte & 0xfffff000u) | (lin & 0xfffu);
   return true;
@@ -818,7 +863,7 @@ void Cpu::note_block(u32 start, u32 end, bool ends_block) {
     m_block_bytes.clear();
   }
   for (u32 a = start; a != end && m_block_bytes.size() < 4096; ++a) {
-    m_block_bytes.push_back(static_cast<u8>(read_phys(a, 1)));
+    m_block_bytes.push_back(static_cast<u8>(read_phys(a, 1, a)));
   }
   if (!ends_block) return;
   m_block_open = false;

@@ -111,10 +111,12 @@ class Cpu : public IntrListener {
   // Debugger support (harness/gdb_stub.cc). While a debugger has
   // breakpoints, watchpoints or a break request, run() takes a separate loop
   // that runs one instruction at a time and checks EIP before each; the
-  // normal loop pays one test per run() call. Watched pages carry
-  // kDebugWatchPage in the page flags, which sends their accesses off the
-  // memory fast paths, so watchpoints cost nothing on other pages. None of
-  // this is machine state: it never changes what the guest computes.
+  // normal loop pays one test per run() call. Watchpoints are on linear
+  // addresses; the physical pages they map to carry kDebugWatchPage in the
+  // page flags, which sends their accesses off the memory fast paths, so
+  // watchpoints cost nothing on other pages (and the flags follow the
+  // guest's page tables: see flag_watched_pages). None of this is machine
+  // state: it never changes what the guest computes.
   enum class DebugStopKind : u8 { none, breakpoint, watch_write, watch_read, watch_access, break_request };
   struct DebugStop {
     DebugStopKind kind = DebugStopKind::none;
@@ -208,7 +210,10 @@ class Cpu : public IntrListener {
   // A run of straight-line code inside one physical page. The last record
   // may be a control transfer or an instruction the general decoder runs.
   static constexpr unsigned kMaxBlockInsns = 32;
-  static constexpr unsigned kBlockSlots = 2048;
+  // Linux's hot kernel and user code spans several thousand blocks; with
+  // 2048 slots conflict misses re-decoded blocks for ~10% of a boot.
+  static constexpr unsigned kBlockSlotBits = 14;
+  static constexpr unsigned kBlockSlots = 1u << kBlockSlotBits;
   // Block headers are kept apart from their records so that the lookup
   // only touches a small dense table.
   struct DecodedBlock {
@@ -216,10 +221,11 @@ class Cpu : public IntrListener {
     u32 gen = 0;     // m_page_gen of its page when decoded
     u32 bytes = 0;   // bytes covered, for the CS limit check
     u16 count = 0;
+    u16 capacity = 0;  // records allocated in storage
     bool code32 = false;
-    DecodedInsn* insns = nullptr;  // kMaxBlockInsns records, allocated when the slot is first used
-    // Per slot, so start-up does not pay for zeroing records of slots a
-    // short run never touches (2048 x 32 records were 2 MiB).
+    DecodedInsn* insns = nullptr;  // `count` records
+    // Sized to the block (grown when a re-decode needs more), so memory
+    // follows the code actually run, not slots x kMaxBlockInsns.
     std::unique_ptr<DecodedInsn[]> storage;
   };
   struct Fault {
@@ -248,8 +254,10 @@ class Cpu : public IntrListener {
   [[noreturn]] void fault(u8 vector, u32 error = 0, bool has_error = true);
   [[noreturn]] void fault_noerr(u8 vector) { fault(vector, 0, false); }
   u32 seg_linear(int seg, u32 offset, unsigned size, bool write);
-  u32 read_phys(u32 addr, unsigned size);
-  void write_phys(u32 addr, unsigned size, u32 value);
+  // `lin` is the linear address `addr` was translated from, which a
+  // watched page's accesses are checked at (debug_access).
+  u32 read_phys(u32 addr, unsigned size, u32 lin);
+  void write_phys(u32 addr, unsigned size, u32 value, u32 lin);
   // The one linear -> physical translation: every access (fetch, data,
   // descriptor tables, stack) goes through it. With paging off it is the
   // identity; with paging on a hit in the software TLB costs one compare,
@@ -379,10 +387,17 @@ class Cpu : public IntrListener {
   // Debugger state (not serialized: see set_breakpoints).
   CpuStop run_debug(u64 budget);
   bool take_interrupt(bool& inhibited);
-  [[gnu::cold, gnu::noinline]] void debug_access(u32 phys, unsigned size, bool write);
-  // The slow path of a write to a page with flags: GuestMemory::note_write,
-  // and the watchpoint check on watched pages.
-  [[gnu::noinline]] void note_flagged_write(u32 phys, unsigned size, u8 flags);
+  [[gnu::cold, gnu::noinline]] void debug_access(u32 lin, unsigned size, bool write);
+  // The slow path of a write to a page with flags: GuestMemory::note_write.
+  // (Watched pages never take the fast paths that call it directly;
+  // write_phys checks their watchpoints first.)
+  [[gnu::noinline]] void note_flagged_write(u32 phys, unsigned size);
+  // Puts kDebugWatchPage on the physical pages the watched linear pages map
+  // to now (see cpu.cc); tlb_flush marks them stale, run_debug refreshes.
+  void flag_watched_pages();
+  // debug_translate, also giving the pages of the directory and table
+  // entries it read (~0u where none).
+  bool debug_walk(u32 lin, u32& phys, u32 (&tables)[2]) const;
   void update_debug_mode() { m_debug = m_debug_break || !m_breakpoints.empty() || !m_watchpoints.empty(); }
   bool m_debug = false;
   bool m_debug_break = false;
@@ -390,7 +405,8 @@ class Cpu : public IntrListener {
   DebugStop m_debug_stop;
   std::vector<u32> m_breakpoints;  // sorted linear addresses
   std::vector<Watchpoint> m_watchpoints;
-  std::vector<u32> m_watched_pages;
+  std::vector<u32> m_watched_pages;  // physical pages flagged kDebugWatchPage
+  bool m_watch_flags_stale = false;  // a translation may have changed since flag_watched_pages
 
   BlockHook m_block_hook;
   u32 m_block_start = 0;

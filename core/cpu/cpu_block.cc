@@ -924,7 +924,8 @@ const Cpu::DecodedBlock* Cpu::find_block(u32 phys, bool code32) {
   // cached: nothing would tell us when it changes.
   if (phys >= m_ram_size || (m_page_flags[page] & GuestMemory::kMmio)) return nullptr;
   if (m_blocks.empty()) m_blocks.resize(kBlockSlots);
-  DecodedBlock& b = m_blocks[((phys * 0x9e3779b1u) >> 16) & (kBlockSlots - 1)];
+  // Fibonacci hashing: the top bits of the product mix every address bit.
+  DecodedBlock& b = m_blocks[(phys * 0x9e3779b1u) >> (32 - kBlockSlotBits)];
   if (b.phys == phys && b.code32 == code32 && b.gen == m_page_gen[page] &&
       (m_page_flags[page] & GuestMemory::kHasCode)) {
     return &b;
@@ -936,38 +937,46 @@ const Cpu::DecodedBlock* Cpu::find_block(u32 phys, bool code32) {
 void Cpu::decode_block(DecodedBlock& b, u32 phys, bool code32) {
   const u32 page = phys >> GuestMemory::kPageShift;
   m_memory.mark_code_page(page);
-  if (!b.insns) {
-    b.storage = std::make_unique<DecodedInsn[]>(kMaxBlockInsns);
-    b.insns = b.storage.get();
-  }
   b.phys = phys;
   b.code32 = code32;
   b.gen = m_page_gen[page];
   b.count = 0;
   b.bytes = 0;
+  // Decoded into a scratch array first, then copied into storage sized to
+  // the block.
+  DecodedInsn scratch[kMaxBlockInsns];
+  unsigned count = 0;
+  u32 bytes = 0;
   const u8* page_bytes = m_ram + (page << GuestMemory::kPageShift);
   u32 at = phys & (GuestMemory::kPageSize - 1);
-  while (b.count < kMaxBlockInsns) {
+  while (count < kMaxBlockInsns) {
     // Pad the tail of the page, so the decoder can read 15 bytes; an
     // instruction reaching past the page is left to the general decoder.
     u8 window[16] = {};
     const u32 avail = GuestMemory::kPageSize - at;
     std::memcpy(window, page_bytes + at, std::min<u32>(avail, 15));
-    DecodedInsn& d = b.insns[b.count];
-    d = DecodedInsn{};
+    DecodedInsn& d = scratch[count];
     BlockOps::Decoded kind = BlockOps::decode(window, code32, d);
     if (kind != BlockOps::Decoded::general && d.len > avail) kind = BlockOps::Decoded::general;
     if (kind == BlockOps::Decoded::general) {
       d = DecodedInsn{};
       d.fn = &BlockOps::general;
-      ++b.count;
-      return;
+      ++count;
+      break;
     }
-    ++b.count;
-    b.bytes += d.len;
+    ++count;
+    bytes += d.len;
     at += d.len;
-    if (kind == BlockOps::Decoded::last || at >= GuestMemory::kPageSize) return;
+    if (kind == BlockOps::Decoded::last || at >= GuestMemory::kPageSize) break;
   }
+  if (count > b.capacity) {
+    b.storage = std::make_unique<DecodedInsn[]>(count);
+    b.capacity = static_cast<u16>(count);
+    b.insns = b.storage.get();
+  }
+  std::copy(scratch, scratch + count, b.insns);
+  b.count = static_cast<u16>(count);
+  b.bytes = bytes;
 }
 
 // ------------------------------------------------------------------ loop
@@ -1117,6 +1126,9 @@ CpuStop Cpu::run_debug(u64 budget) {
   u32 last = m_debug_skip ? m_seg[CS].base + m_eip : ~0u;
   m_debug_skip = false;
   while (icount < end) {
+    // The last instruction changed a translation: the watched linear
+    // pages may map elsewhere now.
+    if (m_watch_flags_stale) flag_watched_pages();
     bool inhibited;
     if (!take_interrupt(inhibited)) return CpuStop::shutdown;
     if (m_halted) return CpuStop::halted;

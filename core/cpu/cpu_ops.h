@@ -441,8 +441,10 @@ struct CpuOps {
       const u32 phys = c.translate(s.base + off, true);
       if ((phys & (GuestMemory::kPageSize - 1)) <= GuestMemory::kPageSize - S && phys < c.m_ram_size) {
         const u8 flags = c.m_page_flags[phys >> GuestMemory::kPageShift];
-        if (!(flags & GuestMemory::kMmio)) {
-          if (flags) c.note_flagged_write(phys, S, flags);
+        // A watched page takes the general path, which has the linear
+        // address the watchpoints compare (as read() does).
+        if (!(flags & (GuestMemory::kMmio | Cpu::kDebugWatchPage))) {
+          if (flags) c.note_flagged_write(phys, S);
           std::memcpy(c.m_ram + phys, &value, S);
           return;
         }

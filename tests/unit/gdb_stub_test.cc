@@ -3,6 +3,8 @@
 // -S`, plus a raw-socket client for what batch gdb cannot do (Ctrl-C,
 // malformed packets). Skipped when gdb is not installed.
 
+#include "harness/gdb_stub.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -17,8 +19,11 @@
 #include <vector>
 
 #include "core/exit_status.h"
+#include "core/machine.h"
 #include "harness/gdb_packet.h"
 #include "harness/options.h"
+#include "harness/pc_board.h"
+#include "replay/live_host_io.h"
 #include "tests/unit/reel_process.h"
 
 namespace reel::test {
@@ -564,14 +569,142 @@ std::string raw_monitor(RawClient& c, const std::string& command) {
 }
 
 // One raw packet, its reply payload.
-std::string raw_packet(RawClient& c, const std::string& payload) {
+std::string raw_packet(RawClient& c, const std::string& payload, std::chrono::milliseconds timeout = 30s) {
   c.buf.clear();
   c.send_text(gdb::frame_packet(payload));
-  const std::string r = c.read_until("#", 30s);
+  const std::string r = c.read_until("#", timeout);
   const size_t dollar = r.find('$'), hash = r.find('#', dollar);
   c.buf.clear();
   if (dollar == std::string::npos || hash == std::string::npos) return "(no reply)";
   return r.substr(dollar + 1, hash - dollar - 1);
+}
+
+// ---- paging: gdb's addresses are linear
+
+// A machine in the test process with paging on, its page tables built here
+// in guest RAM, under a stub in a thread, talked to with raw packets.
+// Linear 0x40000000.. maps elsewhere in physical memory (below); every
+// check fails where the stub or the watchpoints take gdb's addresses as
+// physical (RAM is 16 MiB, so those addresses would be outside it, or, for
+// 0x600000, a RAM byte that is not mapped).
+constexpr u32 kPageDir = 0x10000, kPageDir2 = 0x11000, kIdentityTable = 0x12000, kTableA = 0x13000,
+              kTableB = 0x14000, kCodePhys = 0x200000;
+
+void put32(Machine& m, u32 physical, u32 value) {
+  const u8 b[4] = {static_cast<u8>(value), static_cast<u8>(value >> 8), static_cast<u8>(value >> 16),
+                   static_cast<u8>(value >> 24)};
+  ASSERT_TRUE(m.memory().write(physical, b));
+}
+
+u32 get32(Machine& m, u32 physical) {
+  u8 b[4] = {};
+  EXPECT_TRUE(m.memory().read(physical, b));
+  return b[0] | b[1] << 8 | b[2] << 16 | u32{b[3]} << 24;
+}
+
+// Two address spaces (page directories at kPageDir, kPageDir2), both with
+// 0-4 MiB identity mapped (the code) and 4-8 MiB (so 0x600000) unmapped.
+// Linear pages from 0x40000000:
+//   page   first space   second space
+//   0      0x300000      0x380000      the watched page
+//   1      0x280000      0x280000      not next to page 0's physical page
+//   2      -             -             unmapped
+//   3      0x300000      0x300000      an alias of page 0 (first space)
+//   5      0x200000      0x200000      an alias of the code
+void build_paging(Machine& m) {
+  constexpr u32 kPw = 3;  // present, writable
+  for (u32 i = 0; i < 1024; ++i) put32(m, kIdentityTable + 4 * i, (i << 12) | kPw);
+  for (const u32 dir : {kPageDir, kPageDir2}) {
+    for (u32 i = 0; i < 1024; ++i) put32(m, dir + 4 * i, 0);
+    put32(m, dir, kIdentityTable | kPw);
+    put32(m, dir + 4 * (0x40000000u >> 22), (dir == kPageDir ? kTableA : kTableB) | kPw);
+  }
+  for (const u32 table : {kTableA, kTableB}) {
+    for (u32 i = 0; i < 1024; ++i) put32(m, table + 4 * i, 0);
+    put32(m, table + 0, (table == kTableA ? 0x300000u : 0x380000u) | kPw);
+    put32(m, table + 4, 0x280000u | kPw);
+    put32(m, table + 12, 0x300000u | kPw);
+    put32(m, table + 20, kCodePhys | kPw);
+  }
+  // Assembled by hand (`as --32` spelling) at 0x200000:
+  const std::vector<u8> code = {
+      0xc7, 0x05, 0x10, 0x30, 0x00,
+      0x40, 0x11, 0x11, 0x11, 0x11,  // 0x200000: mov DWORD PTR ds:0x40003010,0x11111111
+      0xc7, 0x05, 0x10, 0x00, 0x00,
+      0x40, 0x22, 0x22, 0x22, 0x22,  // 0x20000a: mov DWORD PTR ds:0x40000010,0x22222222
+      0xb8, 0x00, 0x10, 0x01, 0x00,  // 0x200014: mov eax,0x11000
+      0x0f, 0x22, 0xd8,              // 0x200019: mov cr3,eax
+      0xc7, 0x05, 0x10, 0x00, 0x00,
+      0x40, 0x33, 0x33, 0x33, 0x33,  // 0x20001c: mov DWORD PTR ds:0x40000010,0x33333333
+      0xeb, 0xf4,                    // 0x200026: jmp 0x20001c
+  };
+  ASSERT_TRUE(m.memory().write(kCodePhys, code));
+  // What gdb reads: page 0 from 0x300000, page 1 from 0x280000; the bytes
+  // right after page 0 physically, and the unmapped 0x600000, differ.
+  const std::vector<std::pair<u32, u32>> words = {{0x300010, 0xddccbbaa}, {0x300ffc, 0x04030201},
+                                                  {0x301000, 0xeeeeeeee}, {0x280000, 0x08070605},
+                                                  {0x280ffc, 0x88770000}, {0x600000, 0x5a5a5a5a}};
+  for (const auto& [physical, value] : words) put32(m, physical, value);
+  Cpu& cpu = m.cpu();
+  cpu.enter_flat_protected_mode(kCodePhys);
+  CpuRegisters r = cpu.registers();
+  r.cr3 = kPageDir;
+  r.cr0 |= 0x80000001u;
+  cpu.set_registers(r);
+}
+
+TEST(GdbStub, MemoryAndWatchpointsUseLinearAddressesUnderPaging) {
+  LiveHostIO host(LiveHostIO::Options{.pacing = false});
+  const MachineOptions opts = parse_machine_options(
+      {"-kernel", guest_path("compute"), "-m", "16", "-serial", "none", "-net", "none"});
+  PcBoard board(opts, host, 0);
+  Machine& m = board.machine();
+  build_paging(m);
+  GdbStub stub(board, GdbStub::Config{.address = GdbOption{"127.0.0.1", 0}, .wait_for_client = true});
+  RawClient c(stub.port());
+  ASSERT_GE(c.fd, 0);
+  std::thread runner([&] { stub.run(nullptr); });
+
+  // Reads: the mapped physical bytes; across into a page mapped elsewhere;
+  // an unmapped page is an error, and a read running into one is cut short.
+  EXPECT_EQ(raw_packet(c, "m40000010,4"), "aabbccdd");
+  EXPECT_EQ(raw_packet(c, "m40000ffc,8"), "0102030405060708");
+  EXPECT_EQ(raw_packet(c, "m600000,4"), "E14");
+  EXPECT_EQ(raw_packet(c, "m40002000,4"), "E14");
+  EXPECT_EQ(raw_packet(c, "m40001ffe,4"), "7788");
+  // Writes: split the same way; one reaching an unmapped page writes nothing.
+  EXPECT_EQ(raw_packet(c, "M40000ffe,4:deadbeef"), "OK");
+  EXPECT_EQ(raw_packet(c, "m40000ffe,4"), "deadbeef");
+  EXPECT_EQ(raw_packet(c, "M40001ffe,4:01020304"), "E14");
+  EXPECT_EQ(raw_packet(c, "m40001ffe,2"), "7788");
+
+  // A write watchpoint on a linear address: the write through the alias
+  // (same physical page, other linear page) does not stop; the one through
+  // the watched address does, just after it (EIP 0x200014).
+  EXPECT_EQ(raw_packet(c, "Z2,40000010,4"), "OK");
+  EXPECT_EQ(raw_packet(c, "c", 10s), "T05watch:40000010;thread:1;");
+  EXPECT_EQ(raw_packet(c, "p8"), "14002000");
+  EXPECT_EQ(raw_packet(c, "m40000010,4"), "22222222");
+  // After the CR3 load the watch follows the linear address to its new
+  // physical page (0x380000).
+  EXPECT_EQ(raw_packet(c, "c", 10s), "T05watch:40000010;thread:1;");
+  EXPECT_EQ(raw_packet(c, "p8"), "26002000");
+  EXPECT_EQ(raw_packet(c, "m40000010,4"), "33333333");
+  // Patching the loop's store through a linear alias of the code: the
+  // decoded block already holding it must not run again.
+  EXPECT_EQ(raw_packet(c, "M40005022,4:44444444"), "OK");
+  EXPECT_EQ(raw_packet(c, "c", 10s), "T05watch:40000010;thread:1;");
+  EXPECT_EQ(raw_packet(c, "m40000010,4"), "44444444");
+
+  c.send_text("\x03");  // in case a continue above never stopped
+  c.send_text(gdb::frame_packet("k"));
+  runner.join();
+  EXPECT_EQ(get32(m, 0x300010), 0x22222222u);
+  EXPECT_EQ(get32(m, 0x380010), 0x44444444u);
+  EXPECT_EQ(get32(m, 0x300ffc), 0xadde0201u);  // de ad at 0x300ffe..
+  EXPECT_EQ(get32(m, 0x280000), 0x0807efbeu);  // ..be ef at 0x280000
+  EXPECT_EQ(get32(m, 0x280ffc), 0x88770000u);  // the refused write left it
+  EXPECT_EQ(get32(m, 0x301000), 0xeeeeeeeeu);
 }
 
 // After the end, going back brings the replay to life: it runs to the same
