@@ -129,19 +129,36 @@ void CmosRtc::reset() {
   schedule();
 }
 
+i64 CmosRtc::since_base_ns() const {
+  // m_base_ns may lie in the future (up to half a second after the divider
+  // leaves reset): the u64 difference read as two's complement is signed.
+  return static_cast<i64>(m_clock.now_ns() - m_base_ns);
+}
+
+u64 CmosRtc::phase_ns() const {
+  const i64 since = since_base_ns();
+  const i64 second = static_cast<i64>(kSecondNs);
+  return static_cast<u64>(since - floor_div(since, second) * second);
+}
+
 i64 CmosRtc::current_seconds() const {
   if (m_frozen) return m_frozen_seconds;
-  const u64 now = m_clock.now_ns();
-  return m_base_seconds + static_cast<i64>((now - m_base_ns) / kSecondNs);
+  return m_base_seconds + floor_div(since_base_ns(), static_cast<i64>(kSecondNs));
 }
 
 void CmosRtc::set_base(i64 seconds) {
   // Keep the sub-second phase: the next update still comes a whole second
   // after the previous one.
   const u64 now = m_clock.now_ns();
-  const u64 phase = (now - m_base_ns) % kSecondNs;
+  const u64 phase = phase_ns();
   m_base_seconds = seconds;
   m_base_ns = now - phase;
+}
+
+void CmosRtc::freeze() {
+  if (m_frozen) return;
+  m_frozen_seconds = current_seconds();
+  m_frozen = true;
 }
 
 u8 CmosRtc::encode(int value) const {
@@ -250,8 +267,7 @@ void CmosRtc::schedule() {
   }
   m_scheduler.cancel(m_second_timer);
   if ((m_cmos[kRegB] & (kBAie | kBUie)) && !m_frozen && divider_running) {
-    const u64 since = (now - m_base_ns) % kSecondNs;
-    m_scheduler.arm(m_second_timer, now - since + kSecondNs);
+    m_scheduler.arm(m_second_timer, now - phase_ns() + kSecondNs);
   }
 }
 
@@ -289,8 +305,7 @@ u8 CmosRtc::read_byte(u32 offset) {
       return read_time_register(index);
     case kRegA: {
       u8 v = m_cmos[kRegA] & 0x7f;
-      const u64 since = (m_clock.now_ns() - m_base_ns) % kSecondNs;
-      if (!m_frozen && since >= kSecondNs - kUipNs) v |= 0x80;
+      if (!m_frozen && phase_ns() >= kSecondNs - kUipNs) v |= 0x80;
       return v;
     }
     case kRegC: {
@@ -330,18 +345,32 @@ void CmosRtc::write_byte(u32 offset, u8 v) {
       return;
     case 6:
       return;
-    case kRegA:
+    case kRegA: {
+      const bool was_held = divider_held();
       m_cmos[kRegA] = v & 0x7f;  // UIP is read-only
+      if (!was_held && divider_held()) {
+        freeze();
+      } else if (was_held && !divider_held()) {
+        // The first update comes half a second after the divider chain
+        // leaves reset, whatever the phase was before. Linux counts on it:
+        // rtc-cmos writes second S at system time S + 0.5
+        // (set_offset_nsec = NSEC_PER_SEC / 2), holding the divider in
+        // reset around the write (mc146818_set_time).
+        m_base_seconds = m_frozen_seconds;
+        m_base_ns = m_clock.now_ns() - kSecondNs / 2;
+        if (!(m_cmos[kRegB] & kBSet)) m_frozen = false;
+      }
       schedule();
       return;
+    }
     case kRegB: {
       const bool was_set = m_cmos[kRegB] & kBSet;
       u8 b = v;
       if (b & kBSet) b &= static_cast<u8>(~kBUie);  // SET clears UIE
       if (!was_set && (b & kBSet)) {
-        m_frozen_seconds = current_seconds();
-        m_frozen = true;
-      } else if (was_set && !(b & kBSet)) {
+        freeze();
+      } else if (was_set && !(b & kBSet) && !divider_held()) {
+        // The divider ran on under SET: updates keep its phase.
         m_frozen = false;
         set_base(m_frozen_seconds);
       }

@@ -51,6 +51,14 @@ class CmosRtc : public Device {
   u8 encode(int value) const;
   int decode(u8 value) const;
   u8 read_time_register(u8 index) const;
+  // Virtual ns since m_base_ns (negative while it lies ahead) and the
+  // position within the current second.
+  i64 since_base_ns() const;
+  u64 phase_ns() const;
+  // Register A's divider bits 11x hold the divider chain in reset.
+  bool divider_held() const { return (m_cmos[0x0a] & 0x60) == 0x60; }
+  // Stops the time registers at their current value (SET, divider reset).
+  void freeze();
   void write_time_register(u8 index, u8 value);
   void set_base(i64 seconds);
   void schedule();
@@ -76,7 +84,8 @@ class CmosRtc : public Device {
   std::array<u8, 128> m_cmos{};
   i64 m_base_seconds = 0;  // wall seconds at virtual time m_base_ns
   u64 m_base_ns = 0;
-  bool m_frozen = false;  // register B SET: the guest is setting the time
+  // The time stands still: register B's SET or a divider held in reset.
+  bool m_frozen = false;
   i64 m_frozen_seconds = 0;
   bool m_irq_level = false;
 };

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/port_bus.h"
@@ -159,6 +161,223 @@ TEST_F(PitTest, QuickCalibrationReadsMsbAsTimePasses) {
     EXPECT_EQ(ports.read(0x42, 1), msb);
     clock.advance_idle_to(clock.now_ns() + Pit::ticks_to_ns_ceil(256));
   }
+}
+
+// Linux 6.1 (arch/x86/kernel/tsc.c, drivers/clocksource/i8253.c) replayed
+// with a guest that spends `io_ns` of virtual time on every port access and
+// TSC read, the way reel's clock advances by one instruction per IN/OUT and
+// RDTSC (a 1 GHz counter of virtual time).
+class LinuxPitTest : public PitTest {
+ protected:
+  static constexpr u64 kPitTickRate = 1193182;
+  u64 io_ns = 1;
+
+  u8 inb(u16 port) {
+    const u8 v = static_cast<u8>(ports.read(port, 1));
+    clock.advance_idle_to(clock.now_ns() + io_ns);
+    return v;
+  }
+  void outb(u8 v, u16 port) {
+    ports.write(port, 1, v);
+    clock.advance_idle_to(clock.now_ns() + io_ns);
+  }
+  u64 get_cycles() {
+    const u64 t = clock.now_ns();
+    clock.advance_idle_to(t + io_ns);
+    return t;
+  }
+
+  bool pit_verify_msb(u8 val) {
+    inb(0x42);  // LSB, ignored
+    return inb(0x42) == val;
+  }
+  bool pit_expect_msb(u8 val, u64& tscp, u64& deltap) {
+    int count = 0;
+    u64 tsc = 0, prev_tsc = 0;
+    for (; count < 50000; ++count) {
+      if (!pit_verify_msb(val)) break;
+      prev_tsc = tsc;
+      tsc = get_cycles();
+    }
+    deltap = get_cycles() - prev_tsc;
+    tscp = tsc;
+    return count > 5;
+  }
+
+  // quick_pit_calibrate(): TSC kHz, or 0 when Linux gives up on it.
+  u64 quick_pit_calibrate() {
+    constexpr u64 kMaxIterations = 50 * kPitTickRate / 1000 / 256;
+    outb(static_cast<u8>((inb(0x61) & ~0x02) | 0x01), 0x61);
+    outb(0xb0, 0x43);
+    outb(0xff, 0x42);
+    outb(0xff, 0x42);
+    pit_verify_msb(0);
+    u64 tsc = 0, d1 = 0, d2 = 0, delta = 0;
+    if (!pit_expect_msb(0xff, tsc, d1)) return 0;
+    for (u64 i = 1; i <= kMaxIterations; ++i) {
+      if (!pit_expect_msb(static_cast<u8>(0xff - i), delta, d2)) return 0;
+      delta -= tsc;
+      if (i == 1 && d1 + d2 >= (delta * kMaxIterations) >> 11) return 0;
+      if (d1 + d2 >= delta >> 11) continue;
+      if (!pit_verify_msb(static_cast<u8>(0xfe - i))) return 0;
+      quick_iterations = i;
+      return delta * kPitTickRate / (i * 256 * 1000);
+    }
+    return 0;
+  }
+
+  // pit_calibrate_tsc(): TSC kHz, or ~0 for an SMI-disturbed run.
+  u64 pit_calibrate_tsc(u32 latch, u64 ms, int loopmin) {
+    outb(static_cast<u8>((inb(0x61) & ~0x02) | 0x01), 0x61);
+    outb(0xb0, 0x43);
+    outb(latch & 0xff, 0x42);
+    outb(static_cast<u8>(latch >> 8), 0x42);
+    u64 tsc = get_cycles(), t1 = tsc, t2 = tsc;
+    int pitcnt = 0;
+    u64 tscmin = ~u64{0}, tscmax = 0;
+    while ((inb(0x61) & 0x20) == 0) {
+      t2 = get_cycles();
+      const u64 delta = t2 - tsc;
+      tsc = t2;
+      tscmin = std::min(tscmin, delta);
+      tscmax = std::max(tscmax, delta);
+      ++pitcnt;
+    }
+    loops = pitcnt;
+    if (pitcnt < loopmin || tscmax > 10 * tscmin) return ~u64{0};
+    return (t2 - t1) / ms;
+  }
+
+  u64 quick_iterations = 0;
+  int loops = 0;
+};
+
+TEST_F(LinuxPitTest, QuickPitCalibrateSucceedsAtEveryGuestSpeed) {
+  // A few instructions per access is reel at -icount shift=0 (a loop of
+  // pit_expect_msb is about a dozen); 1 us is ISA speed.
+  for (u64 ns : {u64{4}, u64{64}, u64{1000}}) {
+    SCOPED_TRACE("io_ns " + std::to_string(ns));
+    io_ns = ns;
+    const u64 khz = quick_pit_calibrate();
+    ASSERT_NE(khz, 0u) << "Fast TSC calibration failed";
+    // Within the 500 ppm Linux aims for, of the 1 GHz virtual TSC.
+    EXPECT_NEAR(static_cast<double>(khz), 1'000'000.0, 500.0);
+    EXPECT_GE(quick_iterations, 1u);
+  }
+}
+
+TEST_F(LinuxPitTest, QuickPitCalibrateSeesEveryMsbInTurn) {
+  // What pit_expect_msb relies on: unlatched LSB, MSB reads of channel 2
+  // run 0xff, 0xfe, ... with each MSB lasting 256 ticks of virtual time.
+  io_ns = 16;
+  outb(0x01, 0x61);
+  outb(0xb0, 0x43);
+  outb(0xff, 0x42);
+  outb(0xff, 0x42);
+  const u64 start = clock.now_ns() - io_ns;  // the count started with the MSB write
+  u8 expect = 0xff;
+  u64 changes = 0;
+  while (clock.now_ns() < start + Pit::ticks_to_ns_ceil(0xf080)) {
+    inb(0x42);
+    const u64 at = clock.now_ns();
+    const u8 msb = inb(0x42);
+    if (msb != expect) {
+      ASSERT_EQ(msb, static_cast<u8>(expect - 1)) << "no MSB value is skipped";
+      // The LSB was read at `at - io_ns`, the MSB at `at`.
+      EXPECT_GE(Pit::ns_to_ticks(at - start), (0xffu - msb) * 256u - 1);
+      expect = msb;
+      ++changes;
+    }
+  }
+  EXPECT_EQ(changes, 0xf0u);
+}
+
+TEST_F(LinuxPitTest, PitCalibrateTscBothLatches) {
+  io_ns = 4;
+  // CAL_LATCH: 10 ms, at least 1000 loops.
+  const u64 khz10 = pit_calibrate_tsc(kPitTickRate / 100, 10, 1000);
+  ASSERT_NE(khz10, ~u64{0}) << "loops " << loops;
+  EXPECT_NEAR(static_cast<double>(khz10), 1'000'000.0, 500.0);
+  // CAL2_LATCH: 50 ms, at least 5000 loops; the gate is already high.
+  const u64 khz50 = pit_calibrate_tsc(kPitTickRate / 20, 50, 5000);
+  ASSERT_NE(khz50, ~u64{0}) << "loops " << loops;
+  EXPECT_NEAR(static_cast<double>(khz50), 1'000'000.0, 500.0);
+  EXPECT_EQ(inb(0x61) & 0x23, 0x21) << "gate high, speaker off, OUT2 high";
+  EXPECT_TRUE(irqs.edges_ns.empty());
+}
+
+TEST_F(LinuxPitTest, PeriodicTickAtEveryHz) {
+  for (u32 hz : {100u, 250u, 300u, 1000u}) {
+    SCOPED_TRACE("HZ " + std::to_string(hz));
+    const u32 latch = static_cast<u32>((kPitTickRate + hz / 2) / hz);  // PIT_LATCH
+    irqs.edges_ns.clear();
+    // pit_set_periodic(): binary, mode 2, LSB/MSB, channel 0.
+    outb(0x34, 0x43);
+    outb(latch & 0xff, 0x40);
+    outb(static_cast<u8>(latch >> 8), 0x40);
+    const u64 start = clock.now_ns() - io_ns;
+    run_until(start + 1'000'000'000);
+    // One edge per period, none lost and none early, for a whole second.
+    ASSERT_EQ(irqs.edges_ns.size(), kPitTickRate / latch);
+    for (size_t k = 0; k < irqs.edges_ns.size(); ++k)
+      ASSERT_EQ(irqs.edges_ns[k], start + Pit::ticks_to_ns_ceil((k + 1) * latch)) << "edge " << k;
+    // i8253_read (the 32-bit clocksource): latch, LSB, MSB; the count is
+    // never above PIT_LATCH (Linux would reprogram the PIT, thinking it a
+    // VIA686a) and runs down within a period.
+    for (int i = 0; i < 64; ++i) {
+      run_until(clock.now_ns() + Pit::ticks_to_ns_ceil(latch / 70));
+      const u64 ticks = Pit::ns_to_ticks(clock.now_ns() - start);
+      outb(0x00, 0x43);
+      u32 count = inb(0x40);
+      count |= u32{inb(0x40)} << 8;
+      ASSERT_GE(count, 1u);
+      ASSERT_LE(count, latch);
+      EXPECT_EQ(count, latch - ticks % latch);
+    }
+  }
+}
+
+TEST_F(LinuxPitTest, OneshotClockeventAndShutdown) {
+  // pit_set_oneshot(): mode 4 (software-triggered strobe) on channel 0,
+  // then each pit_next_event() writes a count, LSB then MSB.
+  outb(0x38, 0x43);
+  run_until(clock.now_ns() + 100'000'000);
+  EXPECT_TRUE(irqs.edges_ns.empty()) << "no count yet, no interrupt";
+  for (u32 delta : {0xfu, 1000u, 0x7fffu}) {  // min_delta, something, max_delta
+    irqs.edges_ns.clear();
+    outb(delta & 0xff, 0x40);
+    outb(static_cast<u8>(delta >> 8), 0x40);
+    const u64 written = clock.now_ns() - io_ns;
+    run_until(written + 100'000'000);
+    ASSERT_EQ(irqs.edges_ns.size(), 1u) << "delta " << delta;
+    // OUT pulses low at the end of the count; the PIC sees it rise again.
+    EXPECT_EQ(irqs.edges_ns[0], written + Pit::ticks_to_ns_ceil(delta + 1));
+  }
+  // A new event programmed before the last one expired replaces it.
+  irqs.edges_ns.clear();
+  outb(0xff, 0x40);
+  outb(0x7f, 0x40);
+  run_until(clock.now_ns() + 1'000'000);
+  outb(0x00, 0x40);
+  outb(0x10, 0x40);
+  const u64 reprogrammed = clock.now_ns() - io_ns;
+  run_until(reprogrammed + 100'000'000);
+  ASSERT_EQ(irqs.edges_ns.size(), 1u);
+  EXPECT_EQ(irqs.edges_ns[0], reprogrammed + Pit::ticks_to_ns_ceil(0x1001));
+  // clockevent_i8253_disable(): mode 0, a zero count, mode 0 again. The
+  // final control word stops the count before it can raise IRQ0.
+  outb(0x38, 0x43);
+  outb(0x00, 0x40);
+  outb(0x10, 0x40);
+  irqs.edges_ns.clear();
+  outb(0x30, 0x43);
+  outb(0x00, 0x40);
+  outb(0x00, 0x40);
+  outb(0x30, 0x43);
+  run_until(clock.now_ns() + 2'000'000'000);
+  EXPECT_TRUE(irqs.edges_ns.empty());
+  EXPECT_FALSE(sched.next_deadline().has_value()) << "a stopped PIT costs no timer events";
+  EXPECT_EQ(status(0) & 0xc0, 0x40) << "OUT low, null count";
 }
 
 TEST_F(PitTest, GateLowPausesChannel2) {
