@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
+#include <ostream>
 
 #include "core/exit_status.h"
 #include "core/state_archive.h"
@@ -84,19 +84,15 @@ int verb_record(const std::vector<std::string>& args_in) {
       // A fresh machine cannot reopen the host sockets a state refers to:
       // no keyframe while any is open (the next interval tries again).
       if (!m.socket_handlers().empty()) return std::vector<u8>();
-      std::ostringstream os;
-      {
-        BinaryOut ar(os);
-        m.save_state(ar, Machine::StateParts::all);
-      }
-      const std::string state = std::move(os).str();
       std::vector<ConsoleDigestRecord> consoles;
       for (ChannelId id = 0; id < host.console_count(); ++id) {
         const LiveConsoles::Digest d = host.console_digest(id);
         consoles.push_back({id, d.total, d.hash});
       }
-      return encode_keyframe(m.state_hash(), consoles,
-                             std::span(reinterpret_cast<const u8*>(state.data()), state.size()));
+      return encode_keyframe(m.state_hash(), consoles, [&](std::ostream& os) {
+        BinaryOut ar(os);
+        m.save_state(ar, Machine::StateParts::all);
+      });
     });
     const RunEnd end = board.run(install_stop_signals());
     std::fprintf(stderr, "reel: recorded %s\nreel: end %s\n", out_path.c_str(), describe_end(end).c_str());

@@ -5,12 +5,15 @@
 #include <xxhash.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <ostream>
+#include <streambuf>
 
 namespace reel {
 
@@ -521,8 +524,89 @@ IdleAdvanceRecord decode_idle_advance(const JournalEvent& e, const std::string& 
   r.expect_done("idle_advance event");
   return a;
 }
-std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
-                                std::span<const u8> state) {
+namespace {
+
+// A stream buffer that deflates (zlib format, level 1) what is written to
+// it. Level 1: a keyframe is taken while the guest runs, and machine state
+// is mostly zero pages, which any level squeezes.
+class DeflateStreambuf : public std::streambuf {
+ public:
+  DeflateStreambuf() {
+    m_ok = deflateInit(&m_z, 1) == Z_OK;
+    setp(m_in.data(), m_in.data() + m_in.size());
+  }
+  ~DeflateStreambuf() override { deflateEnd(&m_z); }
+  DeflateStreambuf(const DeflateStreambuf&) = delete;
+  DeflateStreambuf& operator=(const DeflateStreambuf&) = delete;
+
+  // Ends the stream; `total` gets the uncompressed byte count. False when
+  // zlib failed (only on allocation failure).
+  bool finish(std::vector<u8>& out, u64& total) {
+    drain(Z_FINISH);
+    m_out.resize(m_used);
+    out = std::move(m_out);
+    total = m_total;
+    return m_ok;
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    drain(Z_NO_FLUSH);
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(c);
+      pbump(1);
+    }
+    return traits_type::not_eof(c);
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    // RAM arrives as one large write: deflate it in place, no copy.
+    if (n < static_cast<std::streamsize>(m_in.size())) return std::streambuf::xsputn(s, n);
+    drain(Z_NO_FLUSH);
+    feed(reinterpret_cast<const u8*>(s), static_cast<u64>(n), Z_NO_FLUSH);
+    return n;
+  }
+
+ private:
+  void drain(int flush) {
+    feed(reinterpret_cast<const u8*>(pbase()), static_cast<u64>(pptr() - pbase()), flush);
+    setp(m_in.data(), m_in.data() + m_in.size());
+  }
+  void feed(const u8* data, u64 n, int flush) {
+    m_total += n;
+    if (!m_ok) return;
+    constexpr u64 kPiece = u64{1} << 30;  // avail_in is a 32-bit uInt
+    do {
+      const u64 piece = std::min(n, kPiece);
+      const int f = piece == n ? flush : Z_NO_FLUSH;
+      m_z.next_in = const_cast<Bytef*>(data);
+      m_z.avail_in = static_cast<uInt>(piece);
+      for (;;) {
+        if (m_out.size() - m_used < 4096) m_out.resize(std::max<size_t>(m_out.size() * 2, 1 << 16));
+        m_z.next_out = m_out.data() + m_used;
+        m_z.avail_out = static_cast<uInt>(std::min<size_t>(m_out.size() - m_used, kPiece));
+        const int rc = deflate(&m_z, f);
+        m_used = static_cast<size_t>(m_z.next_out - m_out.data());
+        if (rc == Z_STREAM_ERROR) {
+          m_ok = false;
+          return;
+        }
+        if (f == Z_FINISH ? rc == Z_STREAM_END : (m_z.avail_in == 0 && m_z.avail_out != 0)) break;
+      }
+      data += piece;
+      n -= piece;
+    } while (n > 0);
+  }
+
+  z_stream m_z{};
+  bool m_ok = false;
+  std::array<char, 1 << 16> m_in{};
+  std::vector<u8> m_out;
+  size_t m_used = 0;
+  u64 m_total = 0;
+};
+
+std::vector<u8> keyframe_payload(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
+                                 u64 state_size, std::span<const u8> packed) {
   ByteWriter w;
   w.u64v(state_hash);
   w.u32v(static_cast<u32>(consoles.size()));
@@ -531,16 +615,33 @@ std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestR
     w.u64v(d.total);
     w.u64v(d.hash);
   }
-  w.u64v(state.size());
-  // Level 1: a keyframe is taken while the guest runs, and machine state
-  // is mostly zero pages, which any level squeezes.
-  uLongf packed_size = compressBound(static_cast<uLong>(state.size()));
-  std::vector<u8> packed(packed_size);
-  if (compress2(packed.data(), &packed_size, state.data(), static_cast<uLong>(state.size()), 1) != Z_OK)
-    packed_size = 0;  // cannot happen with compressBound; an empty stream fails to inflate, loudly
-  packed.resize(packed_size);
+  w.u64v(state_size);
   w.bytes(packed);
   return std::move(w.data());
+}
+
+}  // namespace
+
+std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
+                                const std::function<void(std::ostream&)>& write_state) {
+  DeflateStreambuf buf;
+  {
+    std::ostream os(&buf);
+    write_state(os);
+    os.flush();
+  }
+  std::vector<u8> packed;
+  u64 total = 0;
+  // A failed deflate leaves an empty stream, which fails to inflate, loudly.
+  if (!buf.finish(packed, total)) packed.clear();
+  return keyframe_payload(state_hash, consoles, total, packed);
+}
+
+std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
+                                std::span<const u8> state) {
+  return encode_keyframe(state_hash, consoles, [&](std::ostream& os) {
+    os.write(reinterpret_cast<const char*>(state.data()), static_cast<std::streamsize>(state.size()));
+  });
 }
 
 KeyframeRecord decode_keyframe(const JournalEvent& e, const std::string& name) {

@@ -228,6 +228,12 @@ std::vector<u8> encode_socket_event(const SocketEvent& e);
 // Compresses `state` (Machine::save_state, StateParts::all).
 std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
                                 std::span<const u8> state);
+// The same event, with the state written by `write_state` into a stream
+// that deflates as it goes: the uncompressed state (RAM-sized) is never
+// held in memory, which made a keyframe of a 64 MiB guest cost most of a
+// second (a growing string's copies and fresh pages).
+std::vector<u8> encode_keyframe(u64 state_hash, const std::vector<ConsoleDigestRecord>& consoles,
+                                const std::function<void(std::ostream&)>& write_state);
 
 // Decoders check the event's kind and that the payload is exactly one
 // record; the reader runs them on every event it loads, so events of a

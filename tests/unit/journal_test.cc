@@ -550,5 +550,50 @@ TEST(Journal, CorruptedCompressedContentsAreRefused) {
   EXPECT_THROW(decode_file_read(lie, "j"), JournalError);
 }
 
+// verb_record streams Machine::save_state through deflate (many small
+// writes, then RAM in one large one); the event must inflate to exactly
+// what was written, like the one-span encoder's.
+TEST(Journal, StreamedKeyframeInflatesToTheBytesWritten) {
+  std::vector<u8> state(3 << 20, 0);
+  u64 x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < state.size(); i += (i % 7 == 0) ? 1 : 97) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    state[i] = static_cast<u8>(x);
+  }
+  const std::vector<ConsoleDigestRecord> consoles = {{0, 42, 0x1234}, {1, 7, 0x5678}};
+  const std::vector<u8> streamed = encode_keyframe(0xfeedu, consoles, [&](std::ostream& os) {
+    size_t at = 0;
+    for (size_t n = 1; at + n < 300000; at += n, n = n % 113 + 1)
+      os.write(reinterpret_cast<const char*>(state.data() + at), static_cast<std::streamsize>(n));
+    const size_t big = 2 << 20;
+    os.write(reinterpret_cast<const char*>(state.data() + at), static_cast<std::streamsize>(big));
+    at += big;
+    for (; at < state.size(); ++at) os.put(static_cast<char>(state[at]));
+  });
+  const std::vector<u8> spanned = encode_keyframe(0xfeedu, consoles, std::span<const u8>(state));
+  for (const std::vector<u8>* payload : {&streamed, &spanned}) {
+    JournalEvent e;
+    e.kind = EventKind::keyframe;
+    e.icount = 5;
+    e.payload = *payload;
+    const KeyframeRecord k = decode_keyframe(e, "j");
+    EXPECT_EQ(k.state_hash, 0xfeedu);
+    ASSERT_EQ(k.consoles.size(), 2u);
+    EXPECT_EQ(k.consoles[1].hash, 0x5678u);
+    EXPECT_EQ(k.state_size, state.size());
+    EXPECT_LT(k.packed.size(), state.size() / 4);
+    EXPECT_TRUE(keyframe_state(e, k, "j") == state);
+  }
+  // An empty state is a valid (empty) stream too.
+  JournalEvent empty;
+  empty.kind = EventKind::keyframe;
+  empty.payload = encode_keyframe(1, {}, [](std::ostream&) {});
+  const KeyframeRecord k = decode_keyframe(empty, "j");
+  EXPECT_EQ(k.state_size, 0u);
+  EXPECT_TRUE(keyframe_state(empty, k, "j").empty());
+}
+
 }  // namespace
 }  // namespace reel
