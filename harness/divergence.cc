@@ -227,11 +227,15 @@ CodeAt code_at(Machine& m) {
   const SegmentCache& cs = r.seg[static_cast<int>(SegReg::cs)];
   c.address = cs.base + r.eip;
   c.code32 = (r.cr0 & 1) && (cs.attrs & (1u << 14));
-  // Flat guests run without paging: linear is physical. With paging the
-  // bytes may be elsewhere, and the report just lacks the disassembly.
-  if (!(r.cr0 & 0x80000000u)) {
-    c.bytes.resize(16);
-    if (!m.memory().read(c.address, c.bytes)) c.bytes.clear();
+  // Up to 16 bytes, translated a byte at a time through the guest's page
+  // tables (an instruction may straddle two pages); they stop at the first
+  // unmapped or unreadable byte, and the report shows what decodes.
+  for (u32 i = 0; i < 16; ++i) {
+    u32 phys = 0;
+    u8 byte = 0;
+    if (!m.cpu().debug_translate(c.address + i, phys) || !m.memory().read(phys, std::span<u8>(&byte, 1)))
+      break;
+    c.bytes.push_back(byte);
   }
   return c;
 }

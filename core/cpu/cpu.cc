@@ -862,8 +862,13 @@ void Cpu::note_block(u32 start, u32 end, bool ends_block) {
     m_block_start = start;
     m_block_bytes.clear();
   }
+  // The bytes were just fetched (RAM or ROM), so they translate;
+  // debug_translate walks the page tables without touching the TLB or
+  // accessed bits, which keeps logging from changing what the guest computes.
   for (u32 a = start; a != end && m_block_bytes.size() < 4096; ++a) {
-    m_block_bytes.push_back(static_cast<u8>(read_phys(a, 1, a)));
+    u32 phys = 0;
+    if (!debug_translate(a, phys)) break;
+    m_block_bytes.push_back(static_cast<u8>(read_phys(phys, 1, a)));
   }
   if (!ends_block) return;
   m_block_open = false;
