@@ -707,6 +707,32 @@ TEST(GdbStub, MemoryAndWatchpointsUseLinearAddressesUnderPaging) {
   EXPECT_EQ(get32(m, 0x301000), 0xeeeeeeeeu);
 }
 
+// -d in_asm logs a block at its linear address with the bytes found
+// through the page tables: run from 0x40005000, an alias of the code at
+// physical 0x200000, the first block's bytes are the code's.
+TEST(CpuDebug, BlockLogReadsCodeThroughThePageTables) {
+  LiveHostIO host(LiveHostIO::Options{.pacing = false});
+  const MachineOptions opts = parse_machine_options(
+      {"-kernel", guest_path("compute"), "-m", "16", "-serial", "none", "-net", "none"});
+  PcBoard board(opts, host, 0);
+  Machine& m = board.machine();
+  build_paging(m);
+  CpuRegisters r = m.cpu().registers();
+  r.eip = 0x40005000u;
+  m.cpu().set_registers(r);
+  std::vector<std::pair<u32, std::vector<u8>>> blocks;
+  m.cpu().set_block_hook([&](u32 linear, std::span<const u8> bytes, bool) {
+    blocks.emplace_back(linear, std::vector<u8>(bytes.begin(), bytes.end()));
+  });
+  m.cpu().run(10);  // a block is logged when it ends (the jmp at +0x26)
+  ASSERT_FALSE(blocks.empty());
+  EXPECT_EQ(blocks[0].first, 0x40005000u);
+  std::vector<u8> code(blocks[0].second.size());
+  ASSERT_TRUE(m.memory().read(kCodePhys, code));
+  EXPECT_EQ(blocks[0].second, code);
+  EXPECT_GE(code.size(), 10u);  // at least the first mov
+}
+
 // After the end, going back brings the replay to life: it runs to the same
 // end again, still checked against the journal.
 void back_from_the_end_and_forward_again(const std::string& journal, ProcessResult& result) {
