@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs every test:
+#   0. the Linux test kernel (tests/linux/build_kernel.sh: built once, then cached
+#      under ~/.cache/reel/linux; REEL_SKIP_LINUX_KERNEL=1 skips it, and the
+#      Linux ctests then skip themselves),
 #   1. the optimised build and its whole ctest suite,
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. each libFuzzer target for a short, bounded time (clang build).
@@ -13,6 +16,18 @@ fuzz_seconds=${REEL_FUZZ_SECONDS:-15}
 
 summary=()
 failed=0
+
+if [ "${REEL_SKIP_LINUX_KERNEL:-0}" != 1 ]; then
+  echo "== Linux test kernel"
+  t0=$(date +%s)
+  if ./tests/linux/build_kernel.sh > "${TMPDIR:-/tmp}/reel-kernel-build.log" 2>&1; then
+    summary+=("linux kernel: $(tail -n 1 "${TMPDIR:-/tmp}/reel-kernel-build.log") ($(($(date +%s) - t0)) s)")
+  else
+    tail -40 "${TMPDIR:-/tmp}/reel-kernel-build.log"
+    summary+=("linux kernel: build FAILED (the Linux ctests will skip)")
+    failed=1
+  fi
+fi
 run_suite() {  # name dir
   local name=$1 dir=$2
   echo "== ctest ($name)"
