@@ -173,16 +173,19 @@ bool RecordingHostIO::boundary(InputSink& sink) {
 }
 
 std::optional<u64> RecordingHostIO::idle(std::optional<u64> deadline_ns) {
-  // Every idle() with a live input source is journaled, waited or not, so
-  // the idle() calls that have events are always the first ones at an
-  // instruction count and replay can match them up in order. Without live
-  // sources idle() returns the timer deadline, which replay recomputes.
-  const bool live = has_live_inputs();
+  // Only an idle() that waits on real time has an outcome replay cannot
+  // compute: with a live input source and either pacing (-icount sleep=on)
+  // or no timer deadline. Those are journaled, waited out or cut short by
+  // input. Every other idle() returns its deadline at once, which replay
+  // recomputes: journaling them cost one event per halt (millions in an
+  // hour-long session with a terminal attached) for nothing. Replay tells
+  // the two apart by the deadline (see ReplayingHostIO::idle).
+  const bool waits = has_live_inputs() && (options().pacing || !deadline_ns);
   // The guest waits on the outside world: a good moment to make what it
   // did so far durable, as nothing else needs the time.
-  if (live) m_writer.flush();
+  if (waits) m_writer.flush();
   const std::optional<u64> resume = LiveHostIO::idle(deadline_ns);
-  if (live && resume) {
+  if (resume && last_idle_waited()) {
     m_writer.append(EventKind::idle_advance, current_icount(),
                     encode_idle_advance({*resume, deadline_ns.value_or(kNever)}));
   }

@@ -520,6 +520,20 @@ TEST(ReplayingHostIO, IdleChecksTheTimerDeadline) {
   }
 }
 
+// Without pacing a recording journals only the idles with no deadline:
+// one with a deadline at the same count returned it at once, and leaves
+// the event to the idle it belongs to.
+TEST(ReplayingHostIO, IdleWithADeadlineLeavesAnUndeadlinedIdlesEvent) {
+  const JournalReader j = hand_journal({{0, {EventKind::idle_advance, encode_idle_advance({5000, kNever})}}});
+  ReplayingHostIO host(j, "hand.reel");
+  VirtualClock clock;
+  host.attach(&clock, nullptr);
+  EXPECT_EQ(host.idle(1000), std::optional<u64>(1000));
+  EXPECT_EQ(host.events_consumed(), 0u);
+  EXPECT_EQ(host.idle(std::nullopt), std::optional<u64>(5000));
+  EXPECT_EQ(host.events_consumed(), 1u);
+}
+
 TEST(ReplayingHostIO, WrongRequestDiverges) {
   const JournalReader j = hand_journal({{0, {EventKind::console_open, encode_console_open({0, "serial0"})}},
                                         {10, {EventKind::host_time, encode_host_time(7)}}});
