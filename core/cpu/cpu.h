@@ -214,6 +214,8 @@ class Cpu : public IntrListener {
   // 2048 slots conflict misses re-decoded blocks for ~10% of a boot.
   static constexpr unsigned kBlockSlotBits = 14;
   static constexpr unsigned kBlockSlots = 1u << kBlockSlotBits;
+  static constexpr unsigned kBlockChunkBits = 8;
+  static constexpr unsigned kBlockChunkSlots = 1u << kBlockChunkBits;
   // Block headers are kept apart from their records so that the lookup
   // only touches a small dense table.
   struct DecodedBlock {
@@ -382,7 +384,8 @@ class Cpu : public IntrListener {
   u8* m_page_flags = nullptr;
   u32 m_ram_size = 0;
   std::vector<u32> m_page_gen;         // bumped when a page holding decoded code is written
-  std::vector<DecodedBlock> m_blocks;  // direct-mapped by physical address; empty until first used
+  // Direct-mapped by physical address, in chunks of kBlockChunkSlots slots.
+  std::array<std::unique_ptr<DecodedBlock[]>, kBlockSlots / kBlockChunkSlots> m_block_chunks;
 
   // Debugger state (not serialized: see set_breakpoints).
   CpuStop run_debug(u64 budget);

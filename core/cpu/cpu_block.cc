@@ -923,9 +923,13 @@ const Cpu::DecodedBlock* Cpu::find_block(u32 phys, bool code32) {
   // Code outside plain RAM (ROM behind the MMIO bus, the VGA hole) is not
   // cached: nothing would tell us when it changes.
   if (phys >= m_ram_size || (m_page_flags[page] & GuestMemory::kMmio)) return nullptr;
-  if (m_blocks.empty()) m_blocks.resize(kBlockSlots);
   // Fibonacci hashing: the top bits of the product mix every address bit.
-  DecodedBlock& b = m_blocks[(phys * 0x9e3779b1u) >> (32 - kBlockSlotBits)];
+  const u32 slot = (phys * 0x9e3779b1u) >> (32 - kBlockSlotBits);
+  auto& chunk = m_block_chunks[slot >> kBlockChunkBits];
+  // Chunks are made on first use, so a short run (start-up is an issue-2
+  // target) does not pay for touching the whole table.
+  if (!chunk) chunk = std::make_unique<DecodedBlock[]>(kBlockChunkSlots);
+  DecodedBlock& b = chunk[slot & (kBlockChunkSlots - 1)];
   if (b.phys == phys && b.code32 == code32 && b.gen == m_page_gen[page] &&
       (m_page_flags[page] & GuestMemory::kHasCode)) {
     return &b;
