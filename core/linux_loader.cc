@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "core/cpu/cpu.h"
@@ -53,6 +55,123 @@ struct E820Entry {
   u64 length;
   u32 type;  // 1 RAM, 2 reserved
 };
+
+// Linux's memparse: a number (0x for hex, 0 for octal) with an optional
+// K/M/G/T/P/E suffix. Empty when the text does not start with a number
+// (`mem=nopentium` is an old spelling that is not a size).
+std::optional<u64> parse_memsize(std::string_view text, std::string_view& rest) {
+  u64 base = 10;
+  size_t i = 0;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    i = 2;
+  } else if (text.size() > 1 && text[0] == '0') {
+    base = 8;
+  }
+  u64 value = 0;
+  const size_t first = i;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    u64 digit;
+    if (c >= '0' && c <= '9')
+      digit = static_cast<u64>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      digit = static_cast<u64>(c - 'a' + 10);
+    else if (base == 16 && c >= 'A' && c <= 'F')
+      digit = static_cast<u64>(c - 'A' + 10);
+    else
+      break;
+    if (digit >= base) break;
+    if (value > (~u64{0} - digit) / base) return u64{~0ull};  // saturate: "too big" is the answer anyway
+    value = value * base + digit;
+  }
+  if (i == first) return std::nullopt;
+  unsigned shift = 0;
+  if (i < text.size()) {
+    switch (text[i]) {
+      case 'E':
+      case 'e':
+        shift += 10;
+        [[fallthrough]];
+      case 'P':
+      case 'p':
+        shift += 10;
+        [[fallthrough]];
+      case 'T':
+      case 't':
+        shift += 10;
+        [[fallthrough]];
+      case 'G':
+      case 'g':
+        shift += 10;
+        [[fallthrough]];
+      case 'M':
+      case 'm':
+        shift += 10;
+        [[fallthrough]];
+      case 'K':
+      case 'k':
+        shift += 10;
+        ++i;
+        break;
+      default:
+        break;
+    }
+  }
+  rest = text.substr(i);
+  if (shift && value > (~u64{0} >> shift)) return u64{~0ull};
+  return value << shift;
+}
+
+std::string mib(u64 bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+}  // namespace
+
+std::optional<std::string> memory_request_error(std::string_view cmdline, u32 ram) {
+  // The e820 map reel hands over describes exactly -m of RAM. A command line
+  // that tells Linux there is more (mem=, or memmap= declaring usable RAM)
+  // would send it to memory that is not there, so it is refused up front.
+  size_t pos = 0;
+  while (pos < cmdline.size()) {
+    while (pos < cmdline.size() && cmdline[pos] == ' ') ++pos;
+    size_t end = cmdline.find(' ', pos);
+    if (end == std::string_view::npos) end = cmdline.size();
+    const std::string_view word = cmdline.substr(pos, end - pos);
+    pos = end;
+    if (word == "--") break;  // the rest belongs to init
+    std::string_view rest;
+    if (word.starts_with("mem=")) {
+      const auto size = parse_memsize(word.substr(4), rest);
+      if (size && *size > ram)
+        return "-append " + std::string(word) + " asks for " + mib(*size) + " of RAM, -m gives " + mib(ram);
+    } else if (word.starts_with("memmap=")) {
+      // memmap=SIZE[@$#!]START[,...]: only '@' declares usable RAM; a bare
+      // SIZE means the same as mem=SIZE.
+      std::string_view list = word.substr(7);
+      while (!list.empty()) {
+        const size_t comma = list.find(',');
+        const std::string_view entry = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        const auto size = parse_memsize(entry, rest);
+        if (!size) continue;  // exactmap and other keywords
+        u64 top = *size;
+        if (!rest.empty()) {
+          if (rest[0] != '@') continue;
+          std::string_view tail;
+          const auto start = parse_memsize(rest.substr(1), tail);
+          if (!start) continue;
+          top = *start > ~u64{0} - *size ? ~u64{0} : *start + *size;
+        }
+        if (top > ram)
+          return "-append memmap=" + std::string(entry) + " declares RAM up to " + mib(top) + ", -m gives " +
+                 mib(ram);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
 
 std::vector<E820Entry> memory_map(u32 ram) {
   constexpr u64 kEbda = 0x9fc00, kHole = 0xa0000, kBios = 0xf0000, kHigh = 0x100000;
@@ -118,6 +237,8 @@ LinuxLoadResult load_linux(GuestMemory& memory, std::span<const u8> image, std::
     return fail("-append is " + std::to_string(cmdline.size()) + " bytes, the kernel accepts at most " +
                 std::to_string(cmdline_limit));
   }
+
+  if (auto error = memory_request_error(cmdline, ram)) return fail(std::move(*error));
 
   u32 initrd_address = 0;
   if (!initrd.empty()) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,6 +43,10 @@ bool looks_like_bzimage(std::span<const u8> image);
 // writes outside RAM and never throws on bad input.
 LinuxLoadResult load_linux(GuestMemory& memory, std::span<const u8> image, std::span<const u8> initrd,
                            std::string_view cmdline);
+
+// The one-line error for a command line that asks Linux to use more RAM than
+// `ram` bytes (mem=SIZE, memmap=SIZE, memmap=SIZE@START), or nothing.
+std::optional<std::string> memory_request_error(std::string_view cmdline, u32 ram);
 
 // The CPU state the 32-bit entry expects: a GDT with flat __BOOT_CS (0x10)
 // and __BOOT_DS (0x18), CR0.PE with paging off, interrupts off, ESI =

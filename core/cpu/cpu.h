@@ -383,7 +383,7 @@ class Cpu : public IntrListener {
   u8* m_ram = nullptr;
   u8* m_page_flags = nullptr;
   u32 m_ram_size = 0;
-  std::vector<u32> m_page_gen;         // bumped when a page holding decoded code is written
+  std::vector<u32> m_page_gen;  // bumped when a page holding decoded code is written
   // Direct-mapped by physical address, in chunks of kBlockChunkSlots slots.
   std::array<std::unique_ptr<DecodedBlock[]>, kBlockSlots / kBlockChunkSlots> m_block_chunks;
 

@@ -76,15 +76,15 @@ std::vector<u8> tiny_elf(u32 paddr) {
   auto put16 = [&](size_t at, u16 v) { b[at] = v & 0xff, b[at + 1] = v >> 8; };
   auto put32 = [&](size_t at, u32 v) { put16(at, v & 0xffff), put16(at + 2, v >> 16); };
   b[0] = 0x7f, b[1] = 'E', b[2] = 'L', b[3] = 'F', b[4] = 1, b[5] = 1, b[6] = 1;
-  put16(16, 2);      // executable
-  put16(18, 3);      // i386
+  put16(16, 2);  // executable
+  put16(18, 3);  // i386
   put32(20, 1);
   put32(24, paddr);  // entry
   put32(28, 52);     // phoff
   put16(40, 52);
   put16(42, 32);
   put16(44, 1);
-  put32(52, 1);      // PT_LOAD
+  put32(52, 1);  // PT_LOAD
   put32(56, 0);
   put32(60, paddr);
   put32(64, paddr);
@@ -101,6 +101,59 @@ TEST(BadInput, KernelBeyondRam) {
   expect_one_line_error(run_reel({"run", "-kernel", path}), "does not fit in guest RAM");
   const std::string hole = write_file("hole.elf", tiny_elf(0xa0000));
   expect_one_line_error(run_reel({"run", "-kernel", hole}), "overlaps the VGA/BIOS hole");
+}
+
+// A bzImage with a valid setup header (protocol 2.15) and a small payload.
+std::vector<u8> tiny_bzimage() {
+  std::vector<u8> b(2 * 512 + 64, 0);
+  auto put16 = [&](size_t at, u16 v) {
+    b[at] = static_cast<u8>(v);
+    b[at + 1] = static_cast<u8>(v >> 8);
+  };
+  auto put32 = [&](size_t at, u32 v) {
+    put16(at, static_cast<u16>(v));
+    put16(at + 2, static_cast<u16>(v >> 16));
+  };
+  b[0x1f1] = 1;     // setup_sects
+  put32(0x1f4, 4);  // syssize: 64 bytes
+  put16(0x1fe, 0xaa55);
+  b[0x200] = 0xeb;
+  b[0x201] = 0x66;
+  b[0x202] = 'H';
+  b[0x203] = 'd';
+  b[0x204] = 'r';
+  b[0x205] = 'S';
+  put16(0x206, 0x020f);
+  b[0x211] = 0x01;  // LOADED_HIGH
+  put32(0x214, 0x100000);
+  put32(0x22c, 0x37ffffff);
+  put32(0x238, 255);
+  put32(0x260, 0x4000);
+  // mov al, 0; out 0xf4, al: isa-debug-exit, so reel ends with status 1
+  b[1024] = 0xb0;
+  b[1025] = 0x00;
+  b[1026] = 0xe6;
+  b[1027] = 0xf4;
+  return b;
+}
+
+TEST(BadInput, LinuxKernelRefusals) {
+  const std::string kernel = write_file("tiny.bzImage", tiny_bzimage());
+  // More RAM asked of Linux than -m gives: the e820 map would be a lie.
+  expect_one_line_error(run_reel({"run", "-m", "64", "-kernel", kernel, "-append", "console=ttyS0 mem=1G"}),
+                        "mem=1G asks for 1024 MiB of RAM, -m gives 64 MiB");
+  expect_one_line_error(run_reel({"run", "-m", "64", "-kernel", kernel, "-append", "memmap=8M@60M"}),
+                        "memmap=8M@60M declares RAM up to 68 MiB, -m gives 64 MiB");
+  // A truncated image and an initrd larger than RAM.
+  std::vector<u8> cut = tiny_bzimage();
+  cut.resize(1024 + 16);
+  expect_one_line_error(run_reel({"run", "-kernel", write_file("cut.bzImage", cut)}), "bzImage truncated");
+  const std::string initrd = write_file("big.cpio", std::vector<u8>(9u << 20, 0));
+  expect_one_line_error(run_reel({"run", "-m", "8", "-kernel", kernel, "-initrd", initrd}), "initrd");
+  // Within -m, the same kernel runs to its debug-exit write.
+  const auto ok = run_reel({"run", "-m", "64", "-kernel", kernel, "-append", "mem=64M memmap=4M@60M",
+                            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"});
+  EXPECT_EQ(ok.status, 1) << ok.err;
 }
 
 TEST(BadInput, BadOption) {

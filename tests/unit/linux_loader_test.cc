@@ -159,6 +159,30 @@ TEST(LinuxLoader, RefusesWhatDoesNotFit) {
   EXPECT_EQ(mem.data()[0x100000], 0);
 }
 
+TEST(LinuxLoader, RefusesMemoryRequestsBeyondRam) {
+  const u32 ram = 128u << 20;
+  // Within -m, other types, keywords and words after "--" are fine.
+  for (const char* ok : {"", "console=ttyS0 mem=128M", "mem=0x8000000", "mem=nopentium", "memmap=exactmap",
+                         "memmap=64K$0x7ff0000", "memmap=1G#0x40000000", "memmap=4M@16M,512M$0x80000000",
+                         "memmap=100M", "ip=dhcp -- mem=4G", "xmem=4G"}) {
+    EXPECT_EQ(memory_request_error(ok, ram), std::nullopt) << ok;
+  }
+  for (const char* bad :
+       {"mem=129M", "console=ttyS0 mem=1G ip=dhcp", "mem=0x8001000", "memmap=256M", "memmap=16M@120M",
+        "memmap=4M$0x1000000,16M@0x7f00000", "mem=99999999999999999999G"}) {
+    const auto error = memory_request_error(bad, ram);
+    ASSERT_TRUE(error.has_value()) << bad;
+    EXPECT_NE(error->find("-m gives 128 MiB"), std::string::npos) << *error;
+    EXPECT_EQ(error->find('\n'), std::string::npos) << *error;
+  }
+  // load_linux refuses before writing anything.
+  GuestMemory mem(16u << 20);
+  const auto r = load_linux(mem, bzimage(), {}, "console=ttyS0 mem=64M");
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("mem=64M asks for 64 MiB of RAM, -m gives 16 MiB"), std::string::npos) << r.error;
+  EXPECT_EQ(mem.data()[0x100000], 0);
+}
+
 // The bzImage tests/linux/build_kernel.sh left: $REEL_LINUX_BZIMAGE, else the
 // first <cache>/<key>/bzImage under $REEL_LINUX_CACHE or ~/.cache/reel/linux.
 std::string built_bzimage() {
