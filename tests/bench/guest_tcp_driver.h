@@ -34,6 +34,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -694,6 +695,19 @@ class ReelUserNetHarness {
     m_machine.clock().advance_idle_to(m_machine.clock().now_ns() + ns);
     m_machine.scheduler().run_due(m_machine.clock().now_ns());
   }
+  // A round in which nothing moved: what the machine loop does when the
+  // guest halts. LiveHostIO::idle waits on real time, up to `max_ns` or the
+  // next timer, for a host socket to have something, and virtual time
+  // follows the real time that passed; then the timers due run.
+  void idle(u64 max_ns) {
+    const u64 now = m_machine.clock().now_ns();
+    u64 deadline = now + max_ns;
+    if (const auto next = m_machine.scheduler().next_deadline())
+      deadline = std::min(deadline, std::max(*next, now));
+    const std::optional<u64> woke = m_live.idle(deadline);
+    m_machine.clock().advance_idle_to(std::max(now, std::min(woke.value_or(deadline), deadline)));
+    m_machine.scheduler().run_due(m_machine.clock().now_ns());
+  }
 
   GuestTcpDriver& driver() { return m_driver; }
   UserNet& net() { return m_net; }
@@ -703,7 +717,7 @@ class ReelUserNetHarness {
  private:
   static LiveHostIO::Options live_options() {
     LiveHostIO::Options o;
-    o.pacing = false;
+    o.pacing = true;  // only idle() waits on real time
     o.input_fd = -1;
     return o;
   }
