@@ -41,27 +41,27 @@ bool in_window(u32 seq, u32 start, u32 size) { return seq - start < size; }
 // ---------------------------------------------------------------- ByteQueue
 
 void TcpNat::ByteQueue::grow(std::size_t needed) {
-  std::size_t capacity = std::max<std::size_t>({m_bytes.size(), m_last_capacity, 4096});
+  std::size_t capacity = std::max<std::size_t>({m_capacity, m_last_capacity, 4096});
   while (capacity < needed) capacity *= 2;
   capacity = std::min(capacity, m_bound);
-  std::vector<u8> bytes(capacity);
+  auto ring = std::make_unique_for_overwrite<u8[]>(capacity);
   const Parts p = parts();
-  std::copy(p.first.begin(), p.first.end(), bytes.begin());
-  std::copy(p.second.begin(), p.second.end(), bytes.begin() + static_cast<std::ptrdiff_t>(p.first.size()));
-  m_bytes = std::move(bytes);
+  std::copy(p.first.begin(), p.first.end(), ring.get());
+  std::copy(p.second.begin(), p.second.end(), ring.get() + p.first.size());
+  m_ring = std::move(ring);
+  m_capacity = capacity;
   m_head = 0;
 }
 
 void TcpNat::ByteQueue::append(std::span<const u8> bytes) {
   if (bytes.empty()) return;
   assert(m_size + bytes.size() <= m_bound);
-  if (m_size + bytes.size() > m_bytes.size()) grow(m_size + bytes.size());
-  const std::size_t capacity = m_bytes.size();
+  if (m_size + bytes.size() > m_capacity) grow(m_size + bytes.size());
   std::size_t tail = m_head + m_size;
-  if (tail >= capacity) tail -= capacity;
-  const std::size_t first = std::min(bytes.size(), capacity - tail);
-  std::memcpy(m_bytes.data() + tail, bytes.data(), first);
-  if (first < bytes.size()) std::memcpy(m_bytes.data(), bytes.data() + first, bytes.size() - first);
+  if (tail >= m_capacity) tail -= m_capacity;
+  const std::size_t first = std::min(bytes.size(), m_capacity - tail);
+  std::memcpy(m_ring.get() + tail, bytes.data(), first);
+  if (first < bytes.size()) std::memcpy(m_ring.get(), bytes.data() + first, bytes.size() - first);
   m_size += bytes.size();
 }
 
@@ -69,13 +69,14 @@ void TcpNat::ByteQueue::consume(std::size_t count) {
   assert(count <= m_size);
   m_size -= count;
   m_head += count;
-  if (m_head >= m_bytes.size()) m_head -= m_bytes.size();
+  if (m_head >= m_capacity) m_head -= m_capacity;
   if (m_size == 0) {
     // Give the memory back: idle connections should cost no buffers. The
     // next fill allocates the capacity this one reached at once, so that a
     // stream draining and refilling does not grow (and copy) step by step.
-    m_last_capacity = m_bytes.size();
-    m_bytes = std::vector<u8>();
+    m_last_capacity = m_capacity;
+    m_ring.reset();
+    m_capacity = 0;
     m_head = 0;
   }
 }
@@ -83,13 +84,13 @@ void TcpNat::ByteQueue::consume(std::size_t count) {
 TcpNat::ByteQueue::Parts TcpNat::ByteQueue::parts(std::size_t offset, std::size_t length) const {
   assert(offset + length <= m_size);
   if (length == 0) return {};
-  const std::size_t capacity = m_bytes.size();
+  const std::size_t capacity = m_capacity;
   std::size_t start = m_head + offset;
   if (start >= capacity) start -= capacity;
   const std::size_t first = std::min(length, capacity - start);
   Parts p;
-  p.first = std::span<const u8>(m_bytes.data() + start, first);
-  if (first < length) p.second = std::span<const u8>(m_bytes.data(), length - first);
+  p.first = std::span<const u8>(m_ring.get() + start, first);
+  if (first < length) p.second = std::span<const u8>(m_ring.get(), length - first);
   return p;
 }
 

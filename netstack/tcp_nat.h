@@ -13,6 +13,7 @@
 #include <cereal/types/map.hpp>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -229,9 +230,6 @@ class TcpNat {
     }
   };
 
-  // A FIFO of bytes in a vector: no allocation while empty (an idle
-  // connection costs only its bookkeeping), consumed from the front by an
-  // index and compacted when the dead prefix dominates.
  public:
   // Public for its unit tests.
   // A ring of bytes with a fixed bound, so that a bulk stream copies each
@@ -244,7 +242,7 @@ class TcpNat {
     std::size_t size() const { return m_size; }
     bool empty() const { return m_size == 0; }
     std::size_t bound() const { return m_bound; }
-    std::size_t capacity() const { return m_bytes.size(); }
+    std::size_t capacity() const { return m_capacity; }
     // The live bytes [offset, offset + length) as at most two spans, in order.
     struct Parts {
       std::span<const u8> first;
@@ -271,7 +269,8 @@ class TcpNat {
       }
       ar(cereal::make_nvp("bytes", bytes));
       if constexpr (Archive::is_loading::value) {
-        m_bytes.clear();
+        m_ring.reset();
+        m_capacity = 0;
         m_head = 0;
         m_size = 0;
         append(std::span<const u8>(bytes).first(std::min(bytes.size(), m_bound)));
@@ -280,8 +279,11 @@ class TcpNat {
 
    private:
     void grow(std::size_t needed);
-    std::vector<u8> m_bytes;  // the ring; its size is the capacity
-    std::size_t m_head = 0;   // index of the first live byte
+    // The ring, left uninitialised when allocated: only bytes appended are
+    // ever read, and a bulk stream reallocates it each time it drains.
+    std::unique_ptr<u8[]> m_ring;
+    std::size_t m_capacity = 0;
+    std::size_t m_head = 0;  // index of the first live byte
     std::size_t m_size = 0;
     std::size_t m_bound;
     // A sizing hint only: it never changes which bytes are queued, so it

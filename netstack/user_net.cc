@@ -117,11 +117,18 @@ wire::MacAddress UserNet::mac_for(u32 address) {
 // ------------------------------------------------------------------ ARP --
 
 std::optional<wire::MacAddress> UserNet::arp_lookup(u32 ip) const {
-  if (ip == kLimitedBroadcast || ip == broadcast_address()) return wire::kBroadcastMac;
+  const wire::MacAddress* mac = arp_find(ip);
+  if (!mac) return std::nullopt;
+  return *mac;
+}
+
+const wire::MacAddress* UserNet::arp_find(u32 ip) const {
+  if (ip == kLimitedBroadcast || ip == broadcast_address()) return &wire::kBroadcastMac;
+  if (ip == 0) return nullptr;
   for (const ArpEntry& e : m_arp) {
-    if (e.ip == ip && ip != 0) return e.mac;
+    if (e.ip == ip) return &e.mac;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 void UserNet::arp_learn(u32 ip, const wire::MacAddress& mac) {
@@ -617,8 +624,8 @@ void UserNet::send_arp_request(u32 target) {
 
 u64 UserNet::now_ns() const { return m_machine.clock().now_ns(); }
 
-std::optional<wire::MacAddress> UserNet::guest_mac_or_ask(u32 destination) {
-  const auto mac = arp_lookup(destination);
+const wire::MacAddress* UserNet::guest_mac_or_ask(u32 destination) {
+  const wire::MacAddress* mac = arp_find(destination);
   if (!mac) {
     // libslirp holds one packet and sends an ARP request; reel drops it and
     // asks, and the sender's own recovery (TCP retransmission) does the rest.
@@ -660,11 +667,13 @@ bool UserNet::send_to_guest_framed(const GatewayDatagram& d, std::span<u8> frame
 }
 
 bool UserNet::send_to_guest(const GatewayDatagram& d, std::span<const u8> payload) {
-  const auto mac = guest_mac_or_ask(d.destination);
-  if (!mac) return false;
+  const wire::MacAddress* entry = guest_mac_or_ask(d.destination);
+  if (!entry) return false;
+  // A copy: a guest answering one fragment could change the table.
+  const wire::MacAddress mac = *entry;
   wire::Ipv4Fields f = header_for(d);
   if (payload.size() <= kMaxIpPayload) {
-    send_ipv4_frame(*mac, f, payload);
+    send_ipv4_frame(mac, f, payload);
     return true;
   }
   if (d.dont_fragment || payload.size() > 0xffff - wire::kIpv4MinHeaderSize) {
@@ -677,7 +686,7 @@ bool UserNet::send_to_guest(const GatewayDatagram& d, std::span<const u8> payloa
     f.more_fragments = off + len < payload.size();
     f.fragment_offset = static_cast<u16>(off / 8);
     ++m_counters.fragments_out;
-    send_ipv4_frame(*mac, f, payload.subspan(off, len));
+    send_ipv4_frame(mac, f, payload.subspan(off, len));
   }
   return true;
 }

@@ -171,9 +171,12 @@ class UserNet : public Component, public FramePort, public GatewayLink {
   // Slots in table order (unused ones have ip 0).
   const std::array<ArpEntry, kArpTableSize>& arp_table() const { return m_arp; }
   std::optional<wire::MacAddress> arp_lookup(u32 ip) const;
-  // The guest's MAC for a datagram to it, or nullopt after counting the
-  // drop and sending an ARP request.
-  std::optional<wire::MacAddress> guest_mac_or_ask(u32 destination);
+  // The same without a copy, for the per-segment path: the entry (or the
+  // broadcast address), valid until the table next changes; null if none.
+  const wire::MacAddress* arp_find(u32 ip) const;
+  // The guest's MAC for a datagram to it (as arp_find), or null after
+  // counting the drop and sending an ARP request.
+  const wire::MacAddress* guest_mac_or_ask(u32 destination);
   // The IPv4 header fields for a datagram (takes the next identification).
   wire::Ipv4Fields header_for(const GatewayDatagram& d);
 

@@ -301,6 +301,9 @@ bool LiveHostIO::boundary(InputSink& sink) {
     on_socket_event(e);
     sink.deliver_socket_event(e);
   }
+  for (SocketEvent& e : m_socket_events) {
+    if (e.kind == SocketEvent::Kind::data) m_sockets.recycle(std::move(e.bytes));
+  }
   return true;
 }
 
@@ -314,11 +317,16 @@ u64 LiveHostIO::wait_for_input(u64 timeout_ns) {
     fds.clear();
     if (m_input_channel) fds.push_back(pollfd{m_options.input_fd, POLLIN, 0});
     m_consoles.add_pollfds(fds);
+    const size_t first_socket = fds.size();
     m_sockets.add_pollfds(fds);
     const int ms = static_cast<int>((slice + 999'999) / 1'000'000);
     const int r = ::poll(fds.data(), fds.size(), ms);
     elapsed = monotonic_ns() - start;
-    if (r > 0) break;                    // readable, or EOF: boundary() reads it
+    if (r > 0) {
+      // readable, or EOF: boundary() reads it, using what this poll saw
+      m_sockets.set_readiness(std::span<const pollfd>(fds).subspan(first_socket));
+      break;
+    }
     if (r < 0 && errno == EINTR) break;  // a signal (Ctrl-C): let the loop look
   }
   return std::min(elapsed, timeout_ns);

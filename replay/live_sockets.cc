@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace reel {
 
@@ -78,6 +80,7 @@ LiveSockets::~LiveSockets() {
 }
 
 SocketId LiveSockets::adopt(int fd, SocketSpec::Kind kind, State state) {
+  m_readiness_valid = false;
   const SocketId id = m_next_id++;
   Socket s;
   s.fd = fd;
@@ -226,11 +229,13 @@ void LiveSockets::pause(SocketId id, bool paused) {
 }
 
 void LiveSockets::shutdown(SocketId id) {
+  m_readiness_valid = false;
   auto it = m_sockets.find(id);
   if (it != m_sockets.end() && it->second.state == State::open) ::shutdown(it->second.fd, SHUT_WR);
 }
 
 void LiveSockets::close(SocketId id) {
+  m_readiness_valid = false;
   auto it = m_sockets.find(id);
   if (it == m_sockets.end()) return;
   if (it->second.fd >= 0) ::close(it->second.fd);
@@ -253,6 +258,16 @@ bool LiveSockets::has_pending() const {
   return false;
 }
 
+void LiveSockets::set_readiness(std::span<const pollfd> fds) {
+  m_readiness.assign(fds.begin(), fds.end());
+  m_readiness_valid = true;
+}
+
+void LiveSockets::recycle(std::vector<u8>&& bytes) {
+  if (bytes.capacity() >= kStreamReadSize && bytes.capacity() > m_spare.capacity())
+    m_spare = std::move(bytes);
+}
+
 void LiveSockets::add_pollfds(std::vector<pollfd>& fds) const {
   for (const auto& [id, s] : m_sockets) {
     const short ev = wanted_events(s);
@@ -270,7 +285,14 @@ void LiveSockets::poll(std::vector<SocketEvent>& out) {
     fds.push_back(pollfd{s.fd, ev, 0});
     ids.push_back(id);
   }
-  if (!fds.empty()) {
+  const bool saw =
+      m_readiness_valid && m_readiness.size() == fds.size() &&
+      std::equal(fds.begin(), fds.end(), m_readiness.begin(),
+                 [](const pollfd& a, const pollfd& b) { return a.fd == b.fd && a.events == b.events; });
+  m_readiness_valid = false;
+  if (saw) {
+    for (size_t i = 0; i < fds.size(); ++i) fds[i].revents = m_readiness[i].revents;
+  } else if (!fds.empty()) {
     int r;
     do {
       r = ::poll(fds.data(), fds.size(), 0);
@@ -357,7 +379,9 @@ void LiveSockets::poll_one(SocketId id, Socket& s, short revents, std::vector<So
           // otherwise copy every byte once more) and takes a fresh one.
           m_buffer.resize(static_cast<size_t>(n));
           e.bytes = std::move(m_buffer);
-          m_buffer = std::vector<u8>(kStreamReadSize);
+          // Resizing a recycled buffer zeroes only what lies past its old size.
+          m_buffer = std::exchange(m_spare, {});
+          m_buffer.resize(kStreamReadSize);
         } else {
           e.bytes.assign(m_buffer.begin(), m_buffer.begin() + n);
         }

@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <map>
+#include <span>
 #include <vector>
 
 #include "core/host_io.h"
@@ -34,6 +35,14 @@ class LiveSockets {
   void add_pollfds(std::vector<pollfd>& fds) const;
   // Some socket has an event that needs no waiting (a failed send).
   bool has_pending() const;
+  // What an idle wait's poll just saw on the descriptors add_pollfds gave
+  // it (in that order). The next poll() takes it instead of polling again,
+  // unless a socket was opened, closed or shut down, or wants other events,
+  // in between: one poll per wake-up, as in libslirp's loop.
+  void set_readiness(std::span<const pollfd> fds);
+  // A delivered data event's bytes, given back: the next big read takes
+  // this buffer over instead of allocating (and zeroing) a fresh one.
+  void recycle(std::vector<u8>&& bytes);
 
  private:
   enum class State : u8 { connecting, open, dead };
@@ -54,6 +63,9 @@ class LiveSockets {
   std::map<SocketId, Socket> m_sockets;  // by id: deterministic order
   SocketId m_next_id = 0;
   std::vector<u8> m_buffer;
+  std::vector<u8> m_spare;  // from recycle(); host memory only, never state
+  std::vector<pollfd> m_readiness;
+  bool m_readiness_valid = false;
 };
 
 }  // namespace reel

@@ -1,6 +1,7 @@
 #include "netstack/wire/checksum.h"
 
 #include <bit>
+#include <cassert>
 #include <cstring>
 
 namespace reel::wire {
@@ -48,7 +49,43 @@ void InternetChecksum::add(std::span<const u8> bytes) {
   }
 }
 
+void InternetChecksum::add_copy(std::span<u8> destination, std::span<const u8> source) {
+  assert(destination.size() >= source.size());
+  std::size_t i = 0;
+  if (!m_has_pending) {
+    // The loop of add() with a store beside each load.
+    u64 native = 0, native2 = 0;
+    const u8* p = source.data();
+    u8* q = destination.data();
+    for (; i + 16 <= source.size(); i += 16) {
+      u64 v, w;
+      std::memcpy(&v, p + i, sizeof v);
+      std::memcpy(&w, p + i + 8, sizeof w);
+      std::memcpy(q + i, &v, sizeof v);
+      std::memcpy(q + i + 8, &w, sizeof w);
+      native += (v & 0xffffffffu) + (v >> 32);
+      native2 += (w & 0xffffffffu) + (w >> 32);
+    }
+    native = (native & 0xffffffffu) + (native >> 32) + (native2 & 0xffffffffu) + (native2 >> 32);
+    while (native >> 16) native = (native & 0xffff) + (native >> 16);
+    if constexpr (std::endian::native == std::endian::little) native = ((native & 0xff) << 8) | (native >> 8);
+    m_sum += native;
+  }
+  // The last bytes (or all of them after an odd piece) the plain way.
+  std::memcpy(destination.data() + i, source.data() + i, source.size() - i);
+  add(std::span<const u8>(destination).subspan(i, source.size() - i));
+}
+
+void InternetChecksum::add_folded(u16 sum) {
+  assert(!m_has_pending);
+  m_sum += sum;
+}
+
 void InternetChecksum::add_u16(u16 word) {
+  if (!m_has_pending) {
+    m_sum += word;  // word-aligned: the common case, summed directly
+    return;
+  }
   const u8 bytes[2] = {static_cast<u8>(word >> 8), static_cast<u8>(word)};
   add(bytes);
 }
@@ -59,6 +96,12 @@ void InternetChecksum::add_u32(u32 value) {
 }
 
 void InternetChecksum::add_ipv4_pseudo_header(u32 source, u32 destination, u8 protocol, u16 length) {
+  if (!m_has_pending) {
+    // Every segment's checksum starts here: six words straight into the sum.
+    m_sum += u64{source >> 16} + (source & 0xffff) + (destination >> 16) + (destination & 0xffff) + protocol +
+             length;
+    return;
+  }
   add_u32(source);
   add_u32(destination);
   add_u16(protocol);  // a zero byte, then the protocol

@@ -34,6 +34,14 @@ inline void store_be32(u8* p, u32 v) {
 class InternetChecksum {
  public:
   void add(std::span<const u8> bytes);
+  // Copies `source` to the start of `destination` (at least as long, not
+  // overlapping) and adds it, in one pass over the bytes: a segment's
+  // payload is summed as it is placed in the frame.
+  void add_copy(std::span<u8> destination, std::span<const u8> source);
+  // Adds another piece's sum() as if its bytes came next: right when that
+  // piece starts on a word boundary (this sum has no odd byte pending) and
+  // nothing follows it, since its own odd last byte was padded with zero.
+  void add_folded(u16 sum);
   void add_u16(u16 word);
   void add_u32(u32 value);  // two words, high first
   // The pseudo-header UDP and TCP sum over (RFC 768, RFC 9293 3.1):

@@ -204,7 +204,17 @@ std::optional<std::size_t> build_tcp(std::span<u8> out, u32 source_ip, u32 desti
   const std::size_t header_length = kTcpMinHeaderSize + *options_length;
   const std::size_t total = header_length + payload.size();
   if (total > 0xffff || out.size() < total) return std::nullopt;
-  place_payload(out, header_length, payload);
+  // A payload elsewhere is summed as it is copied in (one pass over it);
+  // one already in place, or overlapping its place, is summed below.
+  const u8* const place = out.data() + header_length;
+  const bool apart = !payload.empty() &&
+                     (payload.data() + payload.size() <= place || place + payload.size() <= payload.data());
+  InternetChecksum payload_sum;
+  if (apart) {
+    payload_sum.add_copy(out.subspan(header_length), payload);
+  } else {
+    place_payload(out, header_length, payload);
+  }
   store_be16(&out[0], f.source_port);
   store_be16(&out[2], f.destination_port);
   store_be32(&out[4], f.sequence);
@@ -218,7 +228,12 @@ std::optional<std::size_t> build_tcp(std::span<u8> out, u32 source_ip, u32 desti
   InternetChecksum c;
   c.add_ipv4_pseudo_header(source_ip, destination_ip, static_cast<u8>(IpProtocol::tcp),
                            static_cast<u16>(total));
-  c.add(out.first(total));
+  c.add(out.first(header_length));
+  if (apart) {
+    c.add_folded(payload_sum.sum());
+  } else {
+    c.add(out.subspan(header_length, payload.size()));
+  }
   store_be16(&out[16], c.checksum());
   return total;
 }

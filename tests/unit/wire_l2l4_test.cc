@@ -128,6 +128,25 @@ TEST(WireChecksum, PseudoHeader) {
   EXPECT_EQ(c.sum(), 0x1844);
 }
 
+TEST(WireChecksum, WordsEqualTheirBytesWhetherAlignedOrNot) {
+  // add_u16, add_u32 and the pseudo-header sum words directly when no odd
+  // byte is pending; after an odd piece they must still equal the bytes.
+  const std::array<u8, 12> pseudo = {0xc0, 0xa8, 0x01, 0xfe, 0x0a, 0x00, 0x02, 0x0f, 0x00, 0x06, 0xff, 0xf1};
+  for (const std::size_t lead : {0, 1, 2, 3}) {
+    const std::array<u8, 3> prefix = {0xab, 0xcd, 0xef};
+    InternetChecksum words;
+    words.add(std::span<const u8>(prefix).first(lead));
+    words.add_ipv4_pseudo_header(0xc0a801fe, 0x0a00020f, 6, 0xfff1);
+    words.add_u32(0xfedcba98);
+    words.add_u16(0x8001);
+    InternetChecksum bytes;
+    bytes.add(std::span<const u8>(prefix).first(lead));
+    bytes.add(pseudo);
+    bytes.add(std::array<u8, 6>{0xfe, 0xdc, 0xba, 0x98, 0x80, 0x01});
+    EXPECT_EQ(words.sum(), bytes.sum()) << "after " << lead << " leading bytes";
+  }
+}
+
 TEST(WireChecksum, ByteOrder) {
   const std::array<u8, 4> b = {0x12, 0x34, 0x56, 0x78};
   EXPECT_EQ(load_be16(b.data()), 0x1234);
@@ -721,6 +740,59 @@ TEST(WireTcp, BuildMatchesGoldenAndRoundTrips) {
   EXPECT_FALSE(tcp_header_length(g.options));
   EXPECT_FALSE(build_tcp(out, 0, 0, g, {}));
   EXPECT_FALSE(build_tcp(std::span(out).first(39), kGuestIp, 0x5db8d822, f, {}));
+}
+
+TEST(WireChecksum, AddCopyEqualsCopyThenAdd) {
+  std::vector<u8> source(1500);
+  for (std::size_t i = 0; i < source.size(); ++i) source[i] = static_cast<u8>(i * 37 + (i >> 8) * 11 + 5);
+  for (const std::size_t lead : {0, 1}) {
+    for (const std::size_t length : {0, 1, 7, 15, 16, 17, 31, 1459, 1460, 1500}) {
+      const std::array<u8, 1> prefix = {0x9c};
+      std::vector<u8> copied(length + 3, 0xee);
+      InternetChecksum fused;
+      fused.add(std::span<const u8>(prefix).first(lead));
+      fused.add_copy(copied, std::span<const u8>(source).first(length));
+      InternetChecksum plain;
+      plain.add(std::span<const u8>(prefix).first(lead));
+      plain.add(std::span<const u8>(source).first(length));
+      EXPECT_EQ(fused.sum(), plain.sum()) << lead << " + " << length;
+      EXPECT_TRUE(
+          std::equal(source.begin(), source.begin() + static_cast<std::ptrdiff_t>(length), copied.begin()));
+      EXPECT_EQ(copied[length], 0xee) << "wrote past the source's length";
+    }
+  }
+}
+
+TEST(WireTcp, PayloadCopiedInOrInPlaceGivesTheSameSegment) {
+  // build_tcp sums a payload from elsewhere as it copies it, and one that
+  // already sits in the frame (or overlaps its place) after the header.
+  TcpFields f;
+  f.source_port = 80;
+  f.destination_port = 40000;
+  f.sequence = 0x01020304;
+  f.acknowledgment = 0xa0b0c0d0;
+  f.flags = kTcpAck | kTcpPsh;
+  f.window = 8192;
+  f.options.timestamps = TcpTimestamps{1, 2};
+  const std::size_t header = *tcp_header_length(f.options);
+  for (const std::size_t length : {1, 2, 3, 100, 1001, 1460}) {
+    std::vector<u8> payload(length);
+    for (std::size_t i = 0; i < length; ++i) payload[i] = static_cast<u8>(0xff - i * 3);
+    std::vector<u8> apart(header + length);
+    const auto a = build_tcp(apart, kGuestIp, 0x0a000202, f, payload);
+    std::vector<u8> in_place(header + length);
+    std::copy(payload.begin(), payload.end(), in_place.begin() + static_cast<std::ptrdiff_t>(header));
+    const auto b =
+        build_tcp(in_place, kGuestIp, 0x0a000202, f, std::span<const u8>(in_place).subspan(header, length));
+    std::vector<u8> overlapping(2 * header + length);
+    std::copy(payload.begin(), payload.end(), overlapping.begin() + static_cast<std::ptrdiff_t>(header / 2));
+    const auto c = build_tcp(overlapping, kGuestIp, 0x0a000202, f,
+                             std::span<const u8>(overlapping).subspan(header / 2, length));
+    ASSERT_TRUE(a && b && c);
+    EXPECT_EQ(apart, in_place) << length;
+    EXPECT_TRUE(std::equal(apart.begin(), apart.end(), overlapping.begin())) << length;
+    EXPECT_TRUE(TcpSegment::parse(apart, kGuestIp, 0x0a000202)) << length;
+  }
 }
 
 std::vector<u8> tcp_with_options(std::span<const u8> options) {
