@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 #include <stdexcept>
 
 #include "core/device.h"
 
 namespace reel {
 
-PortBus::PortBus() : m_index(0x10000, 0) {}
+PortBus::PortBus() : m_index(static_cast<u16*>(std::calloc(0x10000, sizeof(u16)))) {
+  if (!m_index) throw std::bad_alloc();
+}
 
 void PortBus::map(u16 base, u32 length, Device* device, u32 device_offset) {
   if (length == 0 || u32{base} + length > 0x10000) {
@@ -57,7 +60,8 @@ std::vector<std::string> PortBus::describe() const {
   std::vector<std::string> out;
   for (const Range& r : sorted) {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "0x%04x-0x%04x %s", r.base, r.base + r.length - 1, r.device->name().c_str());
+    std::snprintf(buf, sizeof buf, "0x%04x-0x%04x %s", r.base, r.base + r.length - 1,
+                  r.device->name().c_str());
     out.emplace_back(buf);
   }
   return out;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,7 +39,13 @@ class PortBus {
     u32 device_offset;
   };
   std::vector<Range> m_ranges;
-  std::vector<u16> m_index;  // port -> range index + 1, 0 = unmapped
+  struct Free {
+    void operator()(u16* p) const { std::free(p); }
+  };
+  // port -> range index + 1, 0 = unmapped. From calloc: its 128 KiB come as
+  // zero pages the kernel maps only when touched (a vector would write them
+  // all at start-up, an issue-2 target).
+  std::unique_ptr<u16[], Free> m_index;
   u64 m_unmapped = 0;
 };
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/machine.h"
+#include "core/null_host_io.h"
 #include "harness/gdb_packet.h"
 #include "harness/monitor.h"
 #include "harness/pc_board.h"
@@ -96,29 +97,6 @@ u32 reg_value(const CpuRegisters& r, unsigned n) {
   return r.seg[kSegOfReg[n - 10]].selector;
 }
 
-// The Monitor's greeting goes to its console: this HostIO takes it, so the
-// stub can keep a Monitor of its own for `info network` and `info
-// registers` without opening a console (which a replay would not expect).
-class DiscardingHostIO : public HostIO {
- public:
-  void attach(const VirtualClock*, std::function<u64()>) override {}
-  i64 host_time_ns() override { return 0; }
-  HostFile read_file(const std::string&) override { return {}; }
-  HostFile read_file_under(const std::string&, const std::string&) override { return {}; }
-  ChannelId open_console(const ConsoleSpec&) override { return 0; }
-  void console_write(ChannelId, std::span<const u8>) override {}
-  SocketOpenResult socket_open(const SocketSpec&) override { return {}; }
-  size_t socket_send(SocketId, std::span<const u8>) override { return 0; }
-  size_t socket_send_to(SocketId, const SocketAddress&, std::span<const u8>) override { return 0; }
-  void socket_pause(SocketId, bool) override {}
-  void socket_shutdown(SocketId) override {}
-  void socket_close(SocketId) override {}
-  u64 next_stop_icount() override { return kNever; }
-  bool boundary(InputSink&) override { return true; }
-  std::optional<u64> idle(std::optional<u64> deadline) override { return deadline; }
-  void finish(const RunEnd&) override {}
-};
-
 // "name:\n  field = value" lines out of Machine::dump_state's JSON. Long
 // arrays (packet buffers, tables) are summarised.
 void flatten_json(const rapidjson::Value& v, const std::string& path, std::string& out) {
@@ -178,7 +156,10 @@ struct GdbStub::Impl {
   Machine& m;
   Config config;
   SeekHook seek_hook;
-  DiscardingHostIO discard;
+  // The Monitor's greeting goes to its console: a NullHostIO takes it, so
+  // the stub keeps a Monitor of its own for `info network` and `info
+  // registers` without opening a console (which a replay would not expect).
+  NullHostIO discard;
   std::unique_ptr<Monitor> monitor;
 
   int listen_fd = -1;

@@ -71,7 +71,7 @@ SocketAddress local_address(int fd) {
 
 }  // namespace
 
-LiveSockets::LiveSockets() : m_buffer(kStreamReadSize) {}
+LiveSockets::LiveSockets() = default;
 
 LiveSockets::~LiveSockets() {
   for (auto& [id, s] : m_sockets) {
@@ -345,6 +345,8 @@ void LiveSockets::poll_one(SocketId id, Socket& s, short revents, std::vector<So
     }
     return;
   }
+  // The read buffer is made at the first read: most runs open no socket.
+  if (m_buffer.size() < kStreamReadSize) m_buffer.resize(kStreamReadSize);
   switch (s.kind) {
     case SocketSpec::Kind::tcp_listen: {
       for (int i = 0; i < kMaxAcceptsPerPoll; ++i) {
@@ -379,9 +381,9 @@ void LiveSockets::poll_one(SocketId id, Socket& s, short revents, std::vector<So
           // otherwise copy every byte once more) and takes a fresh one.
           m_buffer.resize(static_cast<size_t>(n));
           e.bytes = std::move(m_buffer);
-          // Resizing a recycled buffer zeroes only what lies past its old size.
+          // The next read resizes it: a recycled buffer is zeroed only
+          // past its old size.
           m_buffer = std::exchange(m_spare, {});
-          m_buffer.resize(kStreamReadSize);
         } else {
           e.bytes.assign(m_buffer.begin(), m_buffer.begin() + n);
         }

@@ -214,7 +214,9 @@ class Cpu : public IntrListener {
   // 2048 slots conflict misses re-decoded blocks for ~10% of a boot.
   static constexpr unsigned kBlockSlotBits = 14;
   static constexpr unsigned kBlockSlots = 1u << kBlockSlotBits;
-  static constexpr unsigned kBlockChunkBits = 8;
+  // Small chunks: a short run touches few slots, scattered by the hash;
+  // a chunk (1.25 KiB) is made when one of its slots is first used.
+  static constexpr unsigned kBlockChunkBits = 5;
   static constexpr unsigned kBlockChunkSlots = 1u << kBlockChunkBits;
   // Block headers are kept apart from their records so that the lookup
   // only touches a small dense table.
