@@ -3,6 +3,7 @@
 # side with qemu-system-i386 -icount shift=0 on the same ELF, plus start-up
 # time. Usage: tests/bench/mips.sh [BUILD_DIR] [ITERATIONS]
 set -euo pipefail
+export LC_ALL=C  # a decimal point in $EPOCHREALTIME
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/release}
 iterations=${2:-20}
@@ -12,17 +13,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 common=(-kernel "$elf" -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 -append "iterations=$iterations")
 
-now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc -l; }
-# best_of N CMD...: the shortest wall time of N runs (seconds).
+# best_of N CMD...: the shortest wall time of N runs (seconds). The clock is
+# bash's own $EPOCHREALTIME: a `date` process around each run would add its
+# own start-up (several ms on a small VM) to the start-up measured.
 best_of() {
   local n=$1 best=""
   shift
   for _ in $(seq "$n"); do
     local t0 t1 e
-    t0=$(now)
+    t0=$EPOCHREALTIME
     "$@" >"$tmp/last.out" 2>"$tmp/last.err" || true
-    t1=$(now)
+    t1=$EPOCHREALTIME
     e=$(elapsed "$t0" "$t1")
     if [ -z "$best" ] || [ "$(echo "$e < $best" | bc -l)" = 1 ]; then best=$e; fi
   done
