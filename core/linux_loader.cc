@@ -86,36 +86,14 @@ std::optional<u64> parse_memsize(std::string_view text, std::string_view& rest) 
     value = value * base + digit;
   }
   if (i == first) return std::nullopt;
+  // Each suffix letter is the next power of 1024 (memparse's K to E).
   unsigned shift = 0;
   if (i < text.size()) {
-    switch (text[i]) {
-      case 'E':
-      case 'e':
-        shift += 10;
-        [[fallthrough]];
-      case 'P':
-      case 'p':
-        shift += 10;
-        [[fallthrough]];
-      case 'T':
-      case 't':
-        shift += 10;
-        [[fallthrough]];
-      case 'G':
-      case 'g':
-        shift += 10;
-        [[fallthrough]];
-      case 'M':
-      case 'm':
-        shift += 10;
-        [[fallthrough]];
-      case 'K':
-      case 'k':
-        shift += 10;
-        ++i;
-        break;
-      default:
-        break;
+    constexpr std::string_view kSuffixes = "KMGTPE";
+    const char upper = (text[i] >= 'a' && text[i] <= 'z') ? static_cast<char>(text[i] - 'a' + 'A') : text[i];
+    if (const size_t at = kSuffixes.find(upper); at != std::string_view::npos) {
+      shift = 10 * static_cast<unsigned>(at + 1);
+      ++i;
     }
   }
   rest = text.substr(i);

@@ -164,12 +164,12 @@ TEST(LinuxLoader, RefusesMemoryRequestsBeyondRam) {
   // Within -m, other types, keywords and words after "--" are fine.
   for (const char* ok : {"", "console=ttyS0 mem=128M", "mem=0x8000000", "mem=nopentium", "memmap=exactmap",
                          "memmap=64K$0x7ff0000", "memmap=1G#0x40000000", "memmap=4M@16M,512M$0x80000000",
-                         "memmap=100M", "ip=dhcp -- mem=4G", "xmem=4G"}) {
+                         "memmap=100M", "ip=dhcp -- mem=4G", "xmem=4G", "mem=131072k", "mem=0200000000"}) {
     EXPECT_EQ(memory_request_error(ok, ram), std::nullopt) << ok;
   }
-  for (const char* bad :
-       {"mem=129M", "console=ttyS0 mem=1G ip=dhcp", "mem=0x8001000", "memmap=256M", "memmap=16M@120M",
-        "memmap=4M$0x1000000,16M@0x7f00000", "mem=99999999999999999999G"}) {
+  for (const char* bad : {"mem=129M", "console=ttyS0 mem=1G ip=dhcp", "mem=0x8001000", "memmap=256M",
+                          "memmap=16M@120M", "memmap=4M$0x1000000,16M@0x7f00000", "mem=99999999999999999999G",
+                          "mem=1g", "mem=131073k", "mem=1t", "memmap=1e@0"}) {
     const auto error = memory_request_error(bad, ram);
     ASSERT_TRUE(error.has_value()) << bad;
     EXPECT_NE(error->find("-m gives 128 MiB"), std::string::npos) << *error;
