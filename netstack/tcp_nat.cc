@@ -84,10 +84,9 @@ void TcpNat::ByteQueue::consume(std::size_t count) {
 TcpNat::ByteQueue::Parts TcpNat::ByteQueue::parts(std::size_t offset, std::size_t length) const {
   assert(offset + length <= m_size);
   if (length == 0) return {};
-  const std::size_t capacity = m_capacity;
   std::size_t start = m_head + offset;
-  if (start >= capacity) start -= capacity;
-  const std::size_t first = std::min(length, capacity - start);
+  if (start >= m_capacity) start -= m_capacity;
+  const std::size_t first = std::min(length, m_capacity - start);
   Parts p;
   p.first = std::span<const u8>(m_ring.get() + start, first);
   if (first < length) p.second = std::span<const u8>(m_ring.get(), length - first);

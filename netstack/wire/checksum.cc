@@ -6,6 +6,47 @@
 
 namespace reel::wire {
 
+namespace {
+
+// The bulk of a sum, eight bytes at a time in the host's byte order: a ones'
+// complement sum is the same up to a byte swap whatever the order the words
+// are read in (RFC 1071 section 2(B)), so it is folded, swapped to network
+// order once and returned. Two 32-bit halves per step keep every carry in
+// the u64 for any input below 2^31 steps. Covers the whole eight-byte words
+// of [p, p + n) and sets `done` to their length; with kCopy each word is
+// also stored to q, so a copy and its sum take one pass.
+template <bool kCopy>
+u64 sum_words(const u8* p, std::size_t n, u8* q, std::size_t& done) {
+  u64 native = 0, native2 = 0;
+  std::size_t i = 0;
+  // Two independent accumulators so that consecutive loads do not wait on
+  // each other's additions.
+  for (; i + 16 <= n; i += 16) {
+    u64 v, w;
+    std::memcpy(&v, p + i, sizeof v);
+    std::memcpy(&w, p + i + 8, sizeof w);
+    if constexpr (kCopy) {
+      std::memcpy(q + i, &v, sizeof v);
+      std::memcpy(q + i + 8, &w, sizeof w);
+    }
+    native += (v & 0xffffffffu) + (v >> 32);
+    native2 += (w & 0xffffffffu) + (w >> 32);
+  }
+  for (; i + 8 <= n; i += 8) {
+    u64 v;
+    std::memcpy(&v, p + i, sizeof v);
+    if constexpr (kCopy) std::memcpy(q + i, &v, sizeof v);
+    native += (v & 0xffffffffu) + (v >> 32);
+  }
+  done = i;
+  native = (native & 0xffffffffu) + (native >> 32) + (native2 & 0xffffffffu) + (native2 >> 32);
+  while (native >> 16) native = (native & 0xffff) + (native >> 16);
+  if constexpr (std::endian::native == std::endian::little) native = ((native & 0xff) << 8) | (native >> 8);
+  return native;
+}
+
+}  // namespace
+
 void InternetChecksum::add(std::span<const u8> bytes) {
   std::size_t i = 0;
   if (m_has_pending && !bytes.empty()) {
@@ -13,32 +54,10 @@ void InternetChecksum::add(std::span<const u8> bytes) {
     m_has_pending = false;
     i = 1;
   }
-  // The bulk eight bytes at a time in the host's byte order: a ones'
-  // complement sum is the same up to a byte swap whatever the order the
-  // words are read in (RFC 1071 section 2(B)), so it is folded, swapped to
-  // network order once and added. Two 32-bit halves per step keep every
-  // carry in the u64 for any input below 2^31 steps.
   if (bytes.size() - i >= 8) {
-    u64 native = 0, native2 = 0;
-    const u8* p = bytes.data();
-    // Two independent accumulators so that consecutive loads do not wait
-    // on each other's additions.
-    for (; i + 16 <= bytes.size(); i += 16) {
-      u64 v, w;
-      std::memcpy(&v, p + i, sizeof v);
-      std::memcpy(&w, p + i + 8, sizeof w);
-      native += (v & 0xffffffffu) + (v >> 32);
-      native2 += (w & 0xffffffffu) + (w >> 32);
-    }
-    for (; i + 8 <= bytes.size(); i += 8) {
-      u64 v;
-      std::memcpy(&v, p + i, sizeof v);
-      native += (v & 0xffffffffu) + (v >> 32);
-    }
-    native = (native & 0xffffffffu) + (native >> 32) + (native2 & 0xffffffffu) + (native2 >> 32);
-    while (native >> 16) native = (native & 0xffff) + (native >> 16);
-    if constexpr (std::endian::native == std::endian::little) native = ((native & 0xff) << 8) | (native >> 8);
-    m_sum += native;
+    std::size_t done = 0;
+    m_sum += sum_words<false>(bytes.data() + i, bytes.size() - i, nullptr, done);
+    i += done;
   }
   // A u64 accumulator cannot overflow for any frame-sized input: each word
   // adds at most 0xffff, so folding once at the end is enough.
@@ -52,25 +71,7 @@ void InternetChecksum::add(std::span<const u8> bytes) {
 void InternetChecksum::add_copy(std::span<u8> destination, std::span<const u8> source) {
   assert(destination.size() >= source.size());
   std::size_t i = 0;
-  if (!m_has_pending) {
-    // The loop of add() with a store beside each load.
-    u64 native = 0, native2 = 0;
-    const u8* p = source.data();
-    u8* q = destination.data();
-    for (; i + 16 <= source.size(); i += 16) {
-      u64 v, w;
-      std::memcpy(&v, p + i, sizeof v);
-      std::memcpy(&w, p + i + 8, sizeof w);
-      std::memcpy(q + i, &v, sizeof v);
-      std::memcpy(q + i + 8, &w, sizeof w);
-      native += (v & 0xffffffffu) + (v >> 32);
-      native2 += (w & 0xffffffffu) + (w >> 32);
-    }
-    native = (native & 0xffffffffu) + (native >> 32) + (native2 & 0xffffffffu) + (native2 >> 32);
-    while (native >> 16) native = (native & 0xffff) + (native >> 16);
-    if constexpr (std::endian::native == std::endian::little) native = ((native & 0xff) << 8) | (native >> 8);
-    m_sum += native;
-  }
+  if (!m_has_pending) m_sum += sum_words<true>(source.data(), source.size(), destination.data(), i);
   // The last bytes (or all of them after an odd piece) the plain way.
   std::memcpy(destination.data() + i, source.data() + i, source.size() - i);
   add(std::span<const u8>(destination).subspan(i, source.size() - i));
